@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine:  `make demo`  and  `make test`.
+# Both create .venv and install on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.graft-installed
+OUT ?= outputs/demo
+export TOKENIZERS_PARALLELISM ?= false
+export WANDB_MODE ?= offline
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/no-deps.txt scripts/install_torch.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	scripts/install_torch.sh $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps -r requirements/no-deps.txt
+	$(PY) -c "import torch, transformers, colossalai, hydra, sentencepiece; print('graft env ok: torch', torch.__version__, 'transformers', transformers.__version__, 'colossalai', colossalai.__version__)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m research.demo_inputs out_dir=$(OUT)/inputs
+	$(PY) -m research.expand_vocab experiment=demo out_dir=$(OUT)/tokenizer
+	$(PY) -m research.init_model experiment=demo out_dir=$(OUT)/model
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check research kernels tests benchmarks
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,48 @@
+"""The root schema every app composes: one field per config group, plus where artifacts live."""
+
+from dataclasses import dataclass, field
+
+from research.config.buckets import BucketsConfig
+from research.config.data import DataConfig
+from research.config.eval import EvalConfig
+from research.config.init import InitConfig
+from research.config.logger import LoggerConfig
+from research.config.model import ModelConfig
+from research.config.plugin import PluginConfig
+from research.config.schedule import ScheduleConfig
+from research.config.tokenizer import TokenizerConfig
+from research.config.train import TrainConfig
+
+
+@dataclass
+class PathsConfig:
+    """Where each stage writes, under one run root. A stage reads only the artifacts of the stages before it."""
+
+    inputs: str = "${run_root}/inputs"
+    tokenizer: str = "${run_root}/tokenizer"
+    model: str = "${run_root}/model"
+    data: str = "${run_root}/data"
+    train: str = "${run_root}/train"
+    eval: str = "${run_root}/eval"
+
+
+@dataclass
+class GraftConfig:
+    run_root: str = "outputs/default"
+    """Every stage's outputs go under this folder (see `paths`)."""
+    out_dir: str = "${run_root}"
+    """Where the running app writes; each app's primary config points it at its entry in `paths`."""
+    seed: int = 1234
+    overwrite: bool = True
+    """Replace an existing out_dir (atomically) instead of failing."""
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    buckets: BucketsConfig = field(default_factory=BucketsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    plugin: PluginConfig = field(default_factory=PluginConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
