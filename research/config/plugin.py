@@ -1,8 +1,90 @@
-"""Schema of the `plugin` group: the Colossal-AI Booster plugin and its options."""
+"""Schema of the `plugin` group: the Colossal-AI Booster plugin and its options.
 
-from dataclasses import dataclass
+One dataclass holds every plugin's options, all unset (null) by default; `PLUGIN_OPTIONS` lists which options each
+plugin takes, so setting one a plugin does not take (say `plugin.tp_size` under `ddp`) is a one-line config error.
+Unset options take colossalai's defaults, except where `research.train.plugins` says why it picks another.
+"""
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from research.errors import check
+
+_ZERO = ("reduce_bucket_size_in_m", "overlap_communication", "cpu_offload")
+PLUGIN_OPTIONS = {
+    "ddp": ("find_unused_parameters", "broadcast_buffers", "bucket_cap_mb"),
+    "zero2": ("stage",) + _ZERO,
+    "zero2_cpu": ("stage",) + _ZERO,
+    "gemini": ("placement_policy", "offload_optim_frac", "offload_param_frac", "enable_flash_attention"),
+    "gemini_auto": ("placement_policy", "enable_flash_attention"),
+    "hybrid": ("tp_size", "pp_size", "sp_size", "zero_stage", "sp_mode", "microbatch_size", "num_microbatches",
+               "enable_flash_attention", "parallel_output", "make_vocab_size_divisible_by", "cpu_offload",
+               "overlap_communication", "find_unused_parameters"),
+}
+SP_MODES = ("split_gather", "ring", "all_to_all", "ring_attn")
 
 
 @dataclass
 class PluginConfig:
     name: str = "ddp"
+    """ddp | zero2 | zero2_cpu | gemini | gemini_auto | hybrid (a registry key of research.train.plugins)."""
+    # ddp (TorchDDPPlugin)
+    find_unused_parameters: Optional[bool] = None
+    """ddp/hybrid: let DDP skip parameters without a gradient (set automatically when a stage freezes some)."""
+    broadcast_buffers: Optional[bool] = None
+    bucket_cap_mb: Optional[int] = None
+    # zero2 / zero2_cpu (LowLevelZeroPlugin)
+    stage: Optional[int] = None
+    """ZeRO stage: 1 shards optimizer states, 2 also gradients."""
+    reduce_bucket_size_in_m: Optional[int] = None
+    """Gradient reduction bucket, in millions of elements."""
+    overlap_communication: Optional[bool] = None
+    """Overlap gradient reduction with backward (needs CUDA streams; forced off on CPU)."""
+    cpu_offload: Optional[bool] = None
+    """Keep optimizer states (and the fp32 master weights) in CPU memory."""
+    # gemini / gemini_auto (GeminiPlugin)
+    placement_policy: Optional[str] = None
+    """static | auto: where Gemini keeps parameter chunks."""
+    offload_optim_frac: Optional[float] = None
+    offload_param_frac: Optional[float] = None
+    enable_flash_attention: Optional[bool] = None
+    # hybrid (HybridParallelPlugin: tensor, pipeline, sequence parallel + ZeRO)
+    tp_size: Optional[int] = None
+    pp_size: Optional[int] = None
+    sp_size: Optional[int] = None
+    zero_stage: Optional[int] = None
+    """0, 1 or 2 over the data-parallel group of the hybrid mesh."""
+    sp_mode: Optional[str] = None
+    """split_gather | ring | all_to_all | ring_attn (sequence parallelism; needs sp_size>1 or tp for split_gather/ring)."""
+    microbatch_size: Optional[int] = None
+    """Pipeline micro-batch size (pp_size > 1)."""
+    num_microbatches: Optional[int] = None
+    parallel_output: Optional[bool] = None
+    """Keep logits split over tensor-parallel ranks. The trainer needs full logits (per-token loss), so it defaults to false."""
+    make_vocab_size_divisible_by: Optional[int] = None
+
+    def __post_init__(self):
+        check(self.name in PLUGIN_OPTIONS, "plugin.name", self.name, f"must be one of {tuple(PLUGIN_OPTIONS)}")
+        allowed = PLUGIN_OPTIONS[self.name]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "name" and value is not None:
+                check(f.name in allowed, f"plugin.{f.name}", value,
+                      f"plugin {self.name!r} does not take this option (it takes: {', '.join(allowed)})")
+        for key in ("tp_size", "pp_size", "sp_size", "microbatch_size", "num_microbatches", "bucket_cap_mb",
+                    "reduce_bucket_size_in_m", "make_vocab_size_divisible_by"):
+            value = getattr(self, key)
+            check(value is None or value > 0, f"plugin.{key}", value, "must be positive")
+        check(self.stage in (None, 1, 2), "plugin.stage", self.stage, "must be 1 or 2")
+        check(self.zero_stage in (None, 0, 1, 2), "plugin.zero_stage", self.zero_stage, "must be 0, 1 or 2")
+        check(self.sp_mode in (None,) + SP_MODES, "plugin.sp_mode", self.sp_mode, f"must be one of {SP_MODES}")
+        check(self.placement_policy in (None, "static", "auto"), "plugin.placement_policy", self.placement_policy,
+              "must be static or auto")
+        for key in ("offload_optim_frac", "offload_param_frac"):
+            value = getattr(self, key)
+            check(value is None or 0.0 <= value <= 1.0, f"plugin.{key}", value, "must be in [0, 1]")
+
+    def get(self, key: str, default):
+        """The option's value, or `default` when it is unset."""
+        value = getattr(self, key)
+        return default if value is None else value

@@ -12,6 +12,7 @@ from research.config.plugin import PluginConfig
 from research.config.schedule import ScheduleConfig
 from research.config.tokenizer import TokenizerConfig
 from research.config.train import TrainConfig
+from research.errors import check
 
 
 @dataclass
@@ -24,6 +25,20 @@ class PathsConfig:
     data: str = "${run_root}/data"
     train: str = "${run_root}/train"
     eval: str = "${run_root}/eval"
+
+
+@dataclass
+class DemoInputsConfig:
+    """`python -m research.demo_inputs`: how the demo's inputs are cut from the packaged data."""
+
+    heldout_fraction: float = 0.1
+    """The last fraction of People's Daily paragraphs, kept out of tokenizer training (held-out eval text)."""
+    en_passages: int = 2000
+    """English Wikipedia passages written as held-out English text."""
+
+    def __post_init__(self):
+        check(0.0 < self.heldout_fraction < 1.0, "demo.heldout_fraction", self.heldout_fraction, "must be in (0, 1)")
+        check(self.en_passages > 0, "demo.en_passages", self.en_passages, "must be positive")
 
 
 @dataclass
@@ -46,3 +61,4 @@ class GraftConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    demo: DemoInputsConfig = field(default_factory=DemoInputsConfig)

@@ -1,0 +1,1 @@
+"""The data pipeline (`python -m research.prepare_data`): read -> clean -> dedup -> score -> tokenize -> pack -> buckets."""

@@ -1,0 +1,93 @@
+"""Bins per category, the data-mix weights, and one packed Arrow dataset per bucket.
+
+Each category's documents are shuffled with a seed derived from (buckets.seed, category) and cut into
+`num_bins` bins of nearly equal token counts (cut points on the cumulative token count). Bucket k holds bin k of
+every category, so every bucket has every category in proportion. The mix weight of a category then repeats
+(integer part) and subsamples (fractional part, a seeded subset) each of its bins. Packing happens per bucket:
+bucket k's packs hold exactly the documents of bins k, nothing else, and mixing categories in one packing
+problem leaves less padding than packing each (bin, category) alone.
+"""
+
+import zlib
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pyarrow as pa
+
+from research.data.pack import Packs
+from research.data.tokenize import Doc
+
+
+def category_rng(seed: int, category: str, salt: int = 0) -> np.random.Generator:
+    # crc32, not hash(): Python salts str hashes per process, which would break determinism across runs
+    return np.random.default_rng([seed, zlib.crc32(category.encode("utf-8")), salt])
+
+
+def assign_bins(docs: List[Doc], num_bins: int, seed: int) -> Dict[str, List[List[int]]]:
+    """category -> num_bins lists of doc indices, each bin ~1/num_bins of the category's tokens."""
+    by_cat: Dict[str, List[int]] = {}
+    for i, d in enumerate(docs):
+        by_cat.setdefault(d.category, []).append(i)
+    out = {}
+    for cat in sorted(by_cat):
+        idx = np.array(by_cat[cat])[category_rng(seed, cat).permutation(len(by_cat[cat]))]
+        lens = np.array([len(docs[i].ids) for i in idx], dtype=np.int64)
+        before = np.cumsum(lens) - lens  # tokens ahead of each doc in shuffled order
+        which = np.minimum(before * num_bins // max(int(lens.sum()), 1), num_bins - 1)
+        out[cat] = [idx[which == b].tolist() for b in range(num_bins)]
+    return out
+
+
+def apply_weight(indices: List[int], weight: float, rng: np.random.Generator) -> List[int]:
+    """Repeat floor(weight) times, then add a seeded subset of round(frac * n) documents."""
+    reps = int(weight)
+    extra = int(round((weight - reps) * len(indices)))
+    chosen = sorted(rng.permutation(len(indices))[:extra].tolist()) if extra else []
+    return indices * reps + [indices[i] for i in chosen]
+
+
+def bucket_docs(bins: Dict[str, List[List[int]]], weights: Dict[str, float], num_bins: int,
+                seed: int) -> List[List[int]]:
+    """Doc indices of each bucket, after weighting; category by category in name order."""
+    out = []
+    for k in range(num_bins):
+        members: List[int] = []
+        for cat in sorted(bins):
+            members.extend(apply_weight(bins[cat][k], weights.get(cat, 1.0), category_rng(seed, cat, salt=k + 1)))
+        out.append(members)
+    return out
+
+
+SCHEMA = pa.schema([
+    ("input_ids", pa.list_(pa.int32())),
+    ("labels", pa.list_(pa.int32())),
+    ("doc_lens", pa.list_(pa.int32())),
+    ("doc_categories", pa.list_(pa.string())),
+    ("num_tokens", pa.int32()),
+])
+
+
+def packs_table(p: Packs) -> pa.Table:
+    n, length = p.input_ids.shape
+    offsets = pa.array(np.arange(0, n * length + 1, length, dtype=np.int32))
+    return pa.Table.from_arrays([
+        pa.ListArray.from_arrays(offsets, pa.array(p.input_ids.ravel(), pa.int32())),
+        pa.ListArray.from_arrays(offsets, pa.array(p.labels.ravel(), pa.int32())),
+        pa.array(p.doc_lens, pa.list_(pa.int32())),
+        pa.array(p.doc_categories, pa.list_(pa.string())),
+        pa.array(p.num_tokens, pa.int32()),
+    ], schema=SCHEMA)
+
+
+def save_bucket(p: Packs, path: Path) -> None:
+    """A `datasets.load_from_disk` folder whose bytes depend only on the packs (fingerprint from content)."""
+    import hashlib
+
+    from datasets import Dataset
+
+    h = hashlib.sha256()
+    for a in (p.input_ids, p.labels, p.num_tokens):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(repr((p.doc_lens, p.doc_categories)).encode("utf-8"))
+    Dataset(packs_table(p), fingerprint=h.hexdigest()[:16]).save_to_disk(str(path))

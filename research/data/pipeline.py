@@ -1,0 +1,151 @@
+"""The whole data pipeline into one folder: read -> clean -> dedup -> score -> tokenize -> bins -> pack -> buckets.
+
+Everything written except summary.json (which holds timings) depends only on the config and the input bytes,
+so two runs give byte-identical outputs.
+"""
+
+import hashlib
+import importlib.metadata
+import logging
+import time
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from research.config.root import GraftConfig
+from research.data import buckets as bk
+from research.data.clean import clean, expected_langs
+from research.data.dedup import dedup
+from research.data.pack import chunk_docs, pack
+from research.data.read import read_inputs, resolve_inputs
+from research.data.records import Rejects
+from research.data.score import build_scorer, score_filter
+from research.data.tokenize import load_tokenizer, special_ids, tokenize
+from research.runinfo import versions, write_json
+
+log = logging.getLogger("graft.data")
+EXTRA_PACKAGES = ("datasketch", "tokenizers", "tqdm", "scipy")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _versions() -> dict:
+    out = versions()
+    for name in EXTRA_PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, progress: bool = True) -> dict:
+    """Write buckets/, rejects.jsonl and manifest.json under `out`; return the summary's key figures."""
+    d, b = cfg.data, cfg.buckets
+    # Everything that can fail on the user's side is checked before any work starts.
+    files = resolve_inputs(d.inputs)
+    tok = load_tokenizer(tokenizer_path)
+    special = special_ids(tok, d.tokenize, tokenizer_path)
+    build_scorer(d.score)
+
+    timings: Dict[str, float] = {}
+    rejects = Rejects()
+    t = time.perf_counter()
+    records, read_stats = read_inputs(d.inputs, d.clean.max_line_bytes, rejects)
+    timings["read"] = time.perf_counter() - t
+    n_in = read_stats["records"] + read_stats["rejected"]
+
+    t = time.perf_counter()
+    records, clean_stats = clean(records, expected_langs(d.inputs), d.clean, rejects, progress)
+    timings["clean"] = time.perf_counter() - t
+    t = time.perf_counter()
+    records, dedup_stats = dedup(records, d.dedup, rejects, progress)
+    timings["dedup"] = time.perf_counter() - t
+    t = time.perf_counter()
+    records, score_stats = score_filter(records, d.score, rejects)
+    timings["score"] = time.perf_counter() - t
+    # records in = kept + rejected, over the whole pipeline
+    assert n_in == len(records) + len(rejects.rows), (n_in, len(records), len(rejects.rows))
+
+    t = time.perf_counter()
+    docs, tok_stats = tokenize(records, tokenizer_path, special, d.tokenize, d.num_workers, progress)
+    timings["tokenize"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    bins = bk.assign_bins(docs, b.num_bins, b.seed)
+    members = bk.bucket_docs(bins, d.weights, b.num_bins, b.seed)
+    bucket_rows, pack_totals = [], {"chunks": 0, "split_docs": 0, "dropped_masked_chunks": 0,
+                                    "dropped_masked_tokens": 0, "packs": 0, "real_tokens": 0, "slots": 0}
+    tokens_weighted = 0
+    (out / "buckets").mkdir()
+    for k, idx in enumerate(members):
+        sub = [docs[i] for i in idx]
+        tokens_weighted += sum(len(x.ids) for x in sub)
+        chunks, cstats = chunk_docs(sub, d.max_length)
+        rng = np.random.default_rng([b.seed, k]) if d.pack.shuffle else None
+        packs = pack(sub, chunks, d.max_length, special.pad, rng)
+        name = f"bucket_{k:03d}"
+        bk.save_bucket(packs, out / "buckets" / name)
+        per_cat: Dict[str, int] = {}
+        for lens, cats in zip(packs.doc_lens, packs.doc_categories):
+            for n, c in zip(lens, cats):
+                per_cat[c] = per_cat.get(c, 0) + n
+        real, slots = int(packs.num_tokens.sum()), packs.input_ids.size
+        for key in ("chunks", "split_docs", "dropped_masked_chunks", "dropped_masked_tokens"):
+            pack_totals[key] += cstats[key]
+        pack_totals["packs"] += len(packs.num_tokens)
+        pack_totals["real_tokens"] += real
+        pack_totals["slots"] += slots
+        bucket_rows.append({"name": name, "path": f"buckets/{name}", "num_packs": len(packs.num_tokens),
+                            "num_docs": len(sub), "tokens": real,
+                            "tokens_per_category": dict(sorted(per_cat.items())),
+                            "padding_fraction": round(1 - real / slots, 6) if slots else 0.0})
+    # no token lost: packed tokens = weighted document tokens - tokens of all-masked chunks dropped on purpose
+    assert pack_totals["real_tokens"] == tokens_weighted - pack_totals["dropped_masked_tokens"]
+    slots = pack_totals["slots"]
+    pack_totals["padding_fraction"] = round(1 - pack_totals["real_tokens"] / slots, 6) if slots else 0.0
+    pack_totals["packing_efficiency"] = round(pack_totals["real_tokens"] / slots, 6) if slots else 0.0
+    timings["pack_and_write"] = time.perf_counter() - t
+
+    rejects.write(out / "rejects.jsonl")
+    categories = sorted({inp.category for inp in d.inputs})
+    bin_stats = {cat: [sum(len(docs[i].ids) for i in bn) for bn in bins.get(cat, [])] for cat in categories}
+    manifest = {
+        "max_length": d.max_length,
+        "pad_token_id": special.pad,
+        "bos_token_id": special.bos,
+        "eos_token_id": special.eos,
+        "num_buckets": b.num_bins,
+        "packing": "per bucket: bucket k packs bin k of every category together (best-fit decreasing)",
+        "buckets": bucket_rows,
+        "categories": categories,
+        "weights": dict(sorted(d.weights.items())),
+        "records": {"in": n_in, "kept": len(records), "rejected": len(rejects.rows)},
+        "steps": {"read": read_stats, "clean": clean_stats, "dedup": dedup_stats, "score": score_stats,
+                  "tokenize": tok_stats, "bins": {"tokens_per_bin": bin_stats,
+                                                  "weighted_tokens": tokens_weighted}, "pack": pack_totals},
+        "config": OmegaConf.to_container(raw, resolve=True),
+        "versions": _versions(),
+        "hashes": {
+            "inputs": {str(p): sha256_file(p) for _, _, p in files},
+            "tokenizer": {f.name: sha256_file(f) for f in sorted(Path(tokenizer_path).iterdir()) if f.is_file()},
+            "outputs": {str(f.relative_to(out)): sha256_file(f)
+                        for f in sorted(out.rglob("*")) if f.is_file()},
+        },
+    }
+    write_json(out / "manifest.json", manifest)
+    tokens = tok_stats["tokens"]
+    return {
+        "records_in": n_in, "records_kept": len(records), "records_rejected": len(rejects.rows),
+        "tokens": tokens, "packs": pack_totals["packs"], "packing_efficiency": pack_totals["packing_efficiency"],
+        "num_buckets": b.num_bins, "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "tokens_per_s": round(tokens / max(sum(timings.values()), 1e-9), 1),
+    }

@@ -1,0 +1,102 @@
+"""Quality scores per record and the filter on them.
+
+Scorers live in a registry keyed by name (`data.score.scorer`), so a model-based scorer (for example a small
+LM's perplexity) is one class plus one registry entry. Each scorer maps a list of records to scores in [0, 1].
+"""
+
+import math
+from typing import Callable, Dict, List, Tuple
+
+from research.config.data import ScoreConfig
+from research.data.clean import script_counts
+from research.data.records import Record, Rejects
+from research.errors import ConfigError
+
+STEP = "score"
+END_PUNCT = tuple("。！？!?.…\"”’）)」』")
+
+
+def _length(rec: Record) -> float:
+    # saturating in log length: 10 chars -> 0, ~1000+ chars -> 1
+    return min(1.0, max(0.0, (math.log10(max(len(rec.text), 1)) - 1.0) / 2.0))
+
+
+def _char_diversity(rec: Record) -> float:
+    t = rec.text
+    if not t:
+        return 0.0
+    # distinct characters relative to what natural text of this length shows (~sqrt growth), capped at 1
+    return min(1.0, len(set(t)) / (2.0 * math.sqrt(len(t))))
+
+
+def _ends_with_punct(rec: Record) -> float:
+    return 1.0 if rec.target.rstrip().endswith(END_PUNCT) else 0.0
+
+
+def _script_purity(rec: Record) -> float:
+    han, latin, letters = script_counts(rec.text)
+    return max(han, latin) / letters if letters else 0.0
+
+
+SIGNALS: Dict[str, Callable[[Record], float]] = {
+    "length": _length,
+    "char_diversity": _char_diversity,
+    "ends_with_punct": _ends_with_punct,
+    "script_purity": _script_purity,
+}
+
+
+class HeuristicScorer:
+    """Weighted mean of cheap text signals (each in [0, 1])."""
+
+    def __init__(self, cfg: ScoreConfig):
+        for name in cfg.signals:
+            if name not in SIGNALS:
+                raise ConfigError(f"data.score.signals.{name}", cfg.signals[name],
+                                  f"unknown signal; known: {sorted(SIGNALS)}")
+        self.weights = {k: w for k, w in cfg.signals.items() if w > 0}
+        self.total = sum(self.weights.values())
+
+    def __call__(self, records: List[Record]) -> List[float]:
+        if not self.total:
+            return [1.0] * len(records)
+        fns = [(SIGNALS[k], w) for k, w in self.weights.items()]
+        return [sum(w * f(r) for f, w in fns) / self.total for r in records]
+
+
+SCORERS: Dict[str, Callable[[ScoreConfig], Callable[[List[Record]], List[float]]]] = {
+    "heuristic": HeuristicScorer,
+}
+
+
+def build_scorer(cfg: ScoreConfig):
+    if cfg.scorer not in SCORERS:
+        raise ConfigError("data.score.scorer", cfg.scorer, f"must be one of {sorted(SCORERS)}")
+    return SCORERS[cfg.scorer](cfg)
+
+
+def score_filter(records: List[Record], cfg: ScoreConfig, rejects: Rejects) -> Tuple[List[Record], dict]:
+    scores = build_scorer(cfg)(records) if records else []
+    keep = [True] * len(records)
+    if cfg.mode == "threshold":
+        keep = [s >= cfg.threshold for s in scores]
+    elif cfg.mode == "top_fraction":
+        by_cat: Dict[str, List[int]] = {}
+        for i, r in enumerate(records):
+            by_cat.setdefault(r.category, []).append(i)
+        keep = [False] * len(records)
+        for idx in by_cat.values():
+            n = max(1, math.ceil(cfg.top_fraction * len(idx)))
+            # ties broken by record order, so the choice is deterministic
+            for i in sorted(idx, key=lambda i: (-scores[i], i))[:n]:
+                keep[i] = True
+    kept = []
+    for rec, s, k in zip(records, scores, keep):
+        if k:
+            kept.append(rec)
+        else:
+            rejects.add_record(STEP, rec, f"low_score:{cfg.scorer}", detail=f"{s:.4f}")
+    stats = {"in": len(records), "kept": len(kept), "rejected": len(records) - len(kept), "mode": cfg.mode,
+             "mean_score": round(sum(scores) / len(scores), 6) if scores else None}
+    assert stats["in"] == stats["kept"] + stats["rejected"]
+    return kept, stats

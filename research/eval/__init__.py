@@ -1,0 +1,1 @@
+"""Evaluation the ColossalEval way: multiple-choice benchmarks, log-likelihood ranking, held-out perplexity."""

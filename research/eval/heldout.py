@@ -1,0 +1,59 @@
+"""Perplexity and bits per byte on held-out text, per language: how much of the base model's knowledge of a
+language survives continued pre-training (forgetting shows up as rising English bits per byte)."""
+
+import math
+from pathlib import Path
+from typing import List
+
+from research.errors import GraftError
+from research.eval.inference import Scorer
+
+# Full-window logits are (batch x window x vocab) floats: cap batch x window so memory stays near 2 GiB at 32k.
+TOKENS_PER_BATCH = 16384
+
+
+def read_text(path: str, max_chars: int, lang: str) -> str:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise GraftError(f"eval.heldout_texts.{lang}={path!r}: not found")
+    try:
+        with open(p, encoding="utf-8") as f:
+            text = f.read(max_chars)
+    except UnicodeDecodeError as e:
+        raise GraftError(f"eval.heldout_texts.{lang}={path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not text.strip():
+        raise GraftError(f"eval.heldout_texts.{lang}={path!r}: empty")
+    return text
+
+
+def windows(tokenizer, text: str, window: int) -> List[List[int]]:
+    """Non-overlapping windows that together predict every token of the text: each starts with BOS, which is
+    context only. (A tokenizer without BOS leaves the first token of each window unpredicted.)"""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    bos = tokenizer.bos_token_id
+    step = window - 1 if bos is not None else window
+    return [([bos] if bos is not None else []) + ids[i:i + step] for i in range(0, len(ids), step)]
+
+
+def score(scorer: Scorer, wins: List[List[int]]) -> tuple[float, int]:
+    """(summed negative log-likelihood in nats, predicted tokens) over these windows."""
+    if not wins:
+        return 0.0, 0
+    width = max(len(w) for w in wins)
+    sub = Scorer(scorer.model, scorer.tokenizer, max(1, min(scorer.batch_size, TOKENS_PER_BATCH // width)),
+                 scorer.progress)
+    nll = sub.window_nll(wins)
+    return float(sum(nll)), sum(len(w) - 1 for w in wins)
+
+
+def summarize(nll: float, tokens: int, text: str) -> dict:
+    nbytes = len(text.encode("utf-8"))
+    return {
+        "tokens": tokens,
+        "bytes": nbytes,
+        "chars": len(text),
+        "loss_per_token": nll / max(1, tokens),
+        "perplexity": math.exp(nll / max(1, tokens)),
+        "bits_per_byte": nll / math.log(2) / max(1, nbytes),
+        "bytes_per_token": nbytes / max(1, tokens),
+    }

@@ -1,0 +1,124 @@
+"""The scoring methods, applied to one shard of questions:
+
+- first_token: log-softmax of the next-token logits after the prompt, per letter the max over the ids the
+  tokenizer gives for "A" and " A" plus the bare piece "A" (Chinese cues like "答案：" are followed by it);
+- loglik: sum of the choice tokens' log-probs given the prompt (lm-evaluation-harness's acc), also divided by
+  the choice's characters (acc_norm) and UTF-8 bytes;
+- generate: greedy decoding, the first choice letter in the output is the prediction (exact match);
+- combined: correct when generate or first_token is (ColossalEval's combined single-choice accuracy).
+"""
+
+import re
+from typing import Dict, List, Sequence
+
+from research.eval.inference import Scorer
+from research.eval.prompts import ANSWER_SEP, Prompt, lang
+from research.eval.records import Question
+
+LOGLIK_VARIANTS = ("loglik", "loglik_norm", "loglik_byte")
+
+
+def letter_ids(tokenizer, letter: str) -> List[int]:
+    ids = set()
+    for form in (letter, " " + letter):
+        enc = tokenizer.encode(form, add_special_tokens=False)
+        if enc:
+            ids.add(enc[-1])
+    bare = tokenizer.convert_tokens_to_ids(letter)
+    if bare is not None and bare != tokenizer.unk_token_id:
+        ids.add(bare)
+    return sorted(ids)
+
+
+def parse_letter(text: str, labels: Sequence[str]) -> str | None:
+    """The first standalone choice letter in generated text ("B", " (B)", "答案是B" all give B)."""
+    for m in re.finditer(r"(?<![A-Za-z])([A-Z])(?![A-Za-z])", text):
+        if m.group(1) in labels:
+            return m.group(1)
+    return None
+
+
+def argmax_label(scores: Sequence[float], labels: Sequence[str]) -> str:
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # ties go to the earlier letter
+    return labels[best]
+
+
+def encode(tokenizer, text: str) -> List[int]:
+    return tokenizer(text).input_ids
+
+
+def fit(ids: List[int], max_length: int, room: int) -> List[int]:
+    """Cut the oldest tokens of a prompt that leaves less than `room` tokens for the answer."""
+    keep = max(1, max_length - room)
+    return ids if len(ids) <= keep else ids[-keep:]
+
+
+def choice_pairs(tokenizer, prompt_text: str, prompt_ids: List[int], q: Question, max_length: int):
+    """(context ids, continuation ids) per choice: the prompt + choice is tokenized whole, and the continuation is
+    what follows the longest prefix shared with the prompt's own tokens (robust to merges across the boundary)."""
+    pairs = []
+    for choice in q.choices:
+        full = encode(tokenizer, prompt_text + ANSWER_SEP[lang(q)] + choice)
+        p = 0
+        while p < min(len(full), len(prompt_ids)) and full[p] == prompt_ids[p]:
+            p += 1
+        p = min(p, len(full) - 1)
+        ctx, cont = full[:p], full[p:]
+        pairs.append((fit(ctx, max_length, len(cont)), cont))
+    return pairs
+
+
+def score_questions(questions: List[Question], prompts: List[Prompt], scorer: Scorer, methods: Sequence[str],
+                    max_length: int, max_new_tokens: int) -> Dict[str, dict]:
+    """Per question id: gold, prompt hash and, per method, the choice scores and the prediction."""
+    tok = scorer.tokenizer
+    prompt_ids = [encode(tok, p.text) for p in prompts]
+    out: Dict[str, dict] = {}
+    for q, p, ids in zip(questions, prompts, prompt_ids):
+        out[q.id] = {"id": q.id, "subject": q.subject, "category": q.category, "gold": q.answer,
+                     "labels": q.labels, "num_shots": p.num_shots, "prompt_tokens": p.length,
+                     "prompt_sha256": p.sha256, "too_long": p.too_long, "methods": {}}
+
+    if "first_token" in methods:
+        logps = scorer.next_token_logprobs([fit(ids, max_length, 1) for ids in prompt_ids])
+        cache: Dict[str, List[int]] = {}
+        for q, logp in zip(questions, logps):
+            scores = []
+            for label in q.labels:
+                cand = cache.setdefault(label, letter_ids(tok, label))
+                scores.append(float(logp[cand].max()))
+            out[q.id]["methods"]["first_token"] = {"scores": scores, "pred": argmax_label(scores, q.labels)}
+
+    if "loglik" in methods:
+        pairs, owner = [], []
+        for qi, (q, p, ids) in enumerate(zip(questions, prompts, prompt_ids)):
+            if q.choices is None:
+                continue
+            for pair in choice_pairs(tok, p.text, ids, q, max_length):
+                pairs.append(pair)
+                owner.append(qi)
+        sums = scorer.continuation_logprobs(pairs)
+        per_q: Dict[int, List[float]] = {}
+        for qi, s in zip(owner, sums):
+            per_q.setdefault(qi, []).append(s)
+        for qi, raw in per_q.items():
+            q = questions[qi]
+            chars = [max(1, len(c)) for c in q.choices]
+            nbytes = [max(1, len(c.encode("utf-8"))) for c in q.choices]
+            variants = {"loglik": raw, "loglik_norm": [s / n for s, n in zip(raw, chars)],
+                        "loglik_byte": [s / n for s, n in zip(raw, nbytes)]}
+            for name, scores in variants.items():
+                out[q.id]["methods"][name] = {"scores": scores, "pred": argmax_label(scores, q.labels)}
+
+    if "generate" in methods:
+        gens = scorer.generate([fit(ids, max_length, max_new_tokens) for ids in prompt_ids], max_new_tokens)
+        for q, new in zip(questions, gens):
+            text = tok.decode(new, skip_special_tokens=True)
+            out[q.id]["methods"]["generate"] = {"text": text, "pred": parse_letter(text, q.labels)}
+
+    if "generate" in methods and "first_token" in methods:
+        for q in questions:
+            m = out[q.id]["methods"]
+            em, ft = m["generate"]["pred"], m["first_token"]["pred"]
+            m["combined"] = {"pred": em if em == q.answer else ft}
+    return out

@@ -1,0 +1,179 @@
+"""Evaluate one model folder on the configured benchmarks and held-out texts, data-parallel under torchrun."""
+
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List
+
+from research.atomic import atomic_dir
+from research.errors import GraftError
+from research.eval import distributed, heldout
+from research.eval.datasets import Benchmark, load_benchmark
+from research.eval.inference import Scorer
+from research.eval.methods import score_questions
+from research.eval.metrics import accuracy
+from research.eval.prompts import ANSWER_SEP, build_prompt, lang
+from research.eval.records import Rejects
+from research.eval.report import bar_chart, table
+from research.runinfo import write_json, write_run_files
+
+log = logging.getLogger("graft.eval")
+
+
+def check_folder(path: str, key: str) -> None:
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise GraftError(f"{key}={path!r}: not found (expected an HF model folder)")
+    if key == "eval.model_path" and not (p / "config.json").is_file():
+        raise GraftError(f"{key}={path!r}: no config.json in it (not an HF model folder)")
+
+
+def load_model(ecfg, device):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok_path = ecfg.tokenizer_path or ecfg.model_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tok_path, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(ecfg.model_path, torch_dtype=getattr(torch, ecfg.dtype),
+                                                     trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GraftError(f"eval.model_path={ecfg.model_path!r}: cannot load ({first})") from None
+    model.to(device).eval()
+    return model, tokenizer
+
+
+def answer_room(q, tokenizer, methods, max_new_tokens: int) -> int:
+    room = 1
+    if "generate" in methods:
+        room = max(room, max_new_tokens)
+    if "loglik" in methods and q.choices:
+        sep = ANSWER_SEP[lang(q)]
+        room = max(room, max(len(tokenizer.encode(sep + c, add_special_tokens=False)) for c in q.choices) + 1)
+    return room
+
+
+def evaluate_benchmark(bench: Benchmark, scorer: Scorer, ecfg, max_length: int, rank: int, world: int):
+    """Results per question (on rank 0, in the benchmark's order; None elsewhere)."""
+    tok = scorer.tokenizer
+    mine = distributed.shard(bench.questions, rank, world)
+
+    def num_tokens(text: str) -> int:
+        return len(tok(text).input_ids)
+
+    prompts = [build_prompt(q, bench.dev.get(q.subject, [])[: ecfg.num_shots], num_tokens, max_length,
+                            answer_room(q, tok, ecfg.methods, ecfg.max_new_tokens)) for q in mine]
+    local = score_questions(mine, prompts, scorer, ecfg.methods, max_length, ecfg.max_new_tokens)
+    parts = distributed.gather(local, rank, world)
+    if parts is None:
+        return None
+    merged: Dict[str, dict] = {}
+    for part in parts:
+        for qid, r in part.items():
+            if qid in merged:
+                raise GraftError(f"question id {qid!r} scored by two processes")
+            merged[qid] = r
+    missing = [q.id for q in bench.questions if q.id not in merged]
+    if missing:
+        raise GraftError(f"{len(missing)} questions were not scored (first: {missing[0]!r})")
+    return [merged[q.id] for q in bench.questions]
+
+
+def evaluate_heldout(scorer: Scorer, ecfg, max_length: int, rank: int, world: int) -> Dict[str, dict]:
+    out = {}
+    for language, path in ecfg.heldout_texts.items():
+        text = heldout.read_text(path, ecfg.heldout_max_chars, language)
+        wins = heldout.windows(scorer.tokenizer, text, max_length)
+        nll, tokens = heldout.score(scorer, distributed.shard(wins, rank, world))
+        nll, tokens = distributed.all_sum([nll, float(tokens)], world)
+        out[language] = heldout.summarize(nll, int(tokens), text) | {"path": str(path)}
+    return out
+
+
+def run(cfg, raw) -> dict | None:
+    """Score, then (rank 0) write results.json, table.md, <dataset>.png, rejects.jsonl, summary.json."""
+    ecfg = cfg.eval
+    check_folder(ecfg.model_path, "eval.model_path")
+    if ecfg.tokenizer_path:
+        check_folder(ecfg.tokenizer_path, "eval.tokenizer_path")
+    for language, path in ecfg.heldout_texts.items():
+        heldout.read_text(path, 1, language)
+    rejects = Rejects()
+    benches: List[Benchmark] = [
+        load_benchmark(spec, rejects, dev_shots_from_test=ecfg.dev_shots_from_test,
+                       limit_per_subject=ecfg.limit_per_subject, seed=ecfg.seed) for spec in ecfg.datasets
+    ]
+    names = [b.name for b in benches]
+    if len(set(names)) != len(names):
+        raise GraftError(f"eval.datasets lists a dataset twice: {names}")
+    for r in rejects.rows:
+        log.warning("rejected %s:%s: %s", r["file"], r["line"], r["reason"])
+
+    rank, world = distributed.setup()
+    try:
+        import torch
+
+        torch.manual_seed(ecfg.seed)
+        model, tokenizer = load_model(ecfg, distributed.device())
+        max_length = ecfg.max_length or int(getattr(model.config, "max_position_embeddings", 2048))
+        scorer = Scorer(model, tokenizer, ecfg.batch_size, progress=rank == 0)
+        t0 = time.perf_counter()
+        per_dataset = {b.name: evaluate_benchmark(b, scorer, ecfg, max_length, rank, world) for b in benches}
+        held = evaluate_heldout(scorer, ecfg, max_length, rank, world)
+        seconds = time.perf_counter() - t0
+        summary = None
+        if rank == 0:
+            summary = write_outputs(cfg, raw, benches, per_dataset, held, rejects, max_length, world, seconds)
+        distributed.barrier(world)
+        return summary
+    finally:
+        distributed.teardown()
+
+
+def write_outputs(cfg, raw, benches, per_dataset, held, rejects, max_length, world, seconds) -> dict:
+    from research import tracking
+
+    metrics = {name: accuracy(results) for name, results in per_dataset.items()}
+    notes = {b.name: dict(b.notes, split=b.split) for b in benches}
+    n_questions = sum(len(r) for r in per_dataset.values())
+    summary = {
+        "model_path": cfg.eval.model_path,
+        "tokenizer_path": cfg.eval.tokenizer_path or cfg.eval.model_path,
+        "methods": list(cfg.eval.methods),
+        "num_shots": cfg.eval.num_shots,
+        "max_length": max_length,
+        "processes": world,
+        "questions": n_questions,
+        "rejected": len(rejects.rows),
+        "seconds": round(seconds, 3),
+        "questions_per_second": round(n_questions / seconds, 3) if seconds > 0 else None,
+        "datasets": {name: {"notes": notes[name],
+                            **{m: {"micro": r["micro"], "macro": r["macro"], "n": r["n"],
+                                   "categories": {c: v["acc"] for c, v in r["categories"].items()}}
+                               for m, r in metrics[name].items()}}
+                     for name in metrics},
+        "heldout": held,
+    }
+    with atomic_dir(cfg.out_dir, cfg.overwrite) as tmp:
+        write_json(tmp / "results.json", {
+            "model_path": cfg.eval.model_path,
+            "datasets": {b.name: {"split": b.split, "notes": notes[b.name], "questions": per_dataset[b.name]}
+                         for b in benches},
+            "metrics": metrics,
+            "heldout": held,
+        })
+        (tmp / "table.md").write_text(table(metrics, held, notes), encoding="utf-8")
+        for name, by_method in metrics.items():
+            if by_method:
+                bar_chart(tmp / f"{name}.png", name, by_method)
+        rejects.write(tmp / "rejects.jsonl")
+        write_run_files(tmp, raw, summary)
+        if tracking.init_run(cfg, raw, job_type="evaluate", dir=tmp) is not None:
+            flat = {f"{d}/{m}/{k}": v[k] for d, ms in summary["datasets"].items() for m, v in ms.items()
+                    if m != "notes" for k in ("micro", "macro")}
+            flat |= {f"heldout/{lang}/{k}": h[k] for lang, h in held.items() for k in ("bits_per_byte", "perplexity")}
+            tracking.log(flat)
+            tracking.summary(flat)
+            tracking.finish()
+    return summary

@@ -1,0 +1,1 @@
+"""Initialise the embedding rows of new vocabulary pieces from the base model's rows."""

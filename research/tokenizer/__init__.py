@@ -1,0 +1,1 @@
+"""Vocabulary expansion: add new pieces to a base SentencePiece BPE model."""

@@ -1,0 +1,136 @@
+"""Candidate new pieces, in priority order, from each kind of source in `conf/tokenizer/`."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2 as pb
+
+from research.config.tokenizer import SourceConfig
+from research.errors import GraftError
+
+log = logging.getLogger(__name__)
+
+
+def _readable(path: str, key: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise GraftError(f"{key}: {str(p)!r} is not a readable file")
+    try:
+        with p.open("rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise GraftError(f"{key}: cannot read {str(p)!r} ({e.strerror})") from None
+    return p
+
+
+def _jsonl(path: Path, key: str) -> Iterator[tuple[int, dict]]:
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise GraftError(f"{key}: {path}:{lineno}: corrupt jsonl line ({e.__class__.__name__})") from None
+            if not isinstance(obj, dict):
+                raise GraftError(f"{key}: {path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def training_lines(src: SourceConfig, key: str) -> Iterator[str]:
+    """Text lines for SentencePiece training: plain text files, or a field of jsonl files."""
+    for path in src.paths:
+        p = _readable(path, key)
+        if p.suffix == ".jsonl":
+            for lineno, obj in _jsonl(p, key):
+                text = obj.get(src.jsonl_field)
+                if not isinstance(text, str):
+                    raise GraftError(f"{key}: {p}:{lineno}: field {src.jsonl_field!r} missing or not a string")
+                yield from (t for t in text.splitlines() if t.strip())
+        else:
+            with p.open("r", encoding="utf-8", errors="strict") as f:
+                try:
+                    for line in f:
+                        if line.strip():
+                            yield line.rstrip("\n")
+                except UnicodeDecodeError:
+                    raise GraftError(f"{key}: {p} is not valid UTF-8 text") from None
+
+
+def train_sp(src: SourceConfig, key: str, num_threads: int, seed: int, workdir: Path) -> list[str]:
+    """Train a SentencePiece BPE model on the domain text; return its pieces in merge-priority order.
+
+    Trained with the base's conventions (identity normalisation, split_digits, no byte fallback) so its
+    pieces fit the base model. Single characters come first: they are never the result of a merge, so
+    their score does not matter to BPE, and putting them first keeps them when the budget runs out
+    (a character missing from the vocabulary costs up to 4 byte pieces). The model is kept in `workdir`.
+    """
+    lines = training_lines(src, key)
+    first = next(lines, None)
+    if first is None:
+        raise GraftError(f"{key}: no text in {src.paths}")
+    model = io.BytesIO()
+    spm.set_random_generator_seed(seed)
+
+    def stream():
+        yield first
+        yield from lines
+
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=stream(), model_writer=model, model_type="bpe", vocab_size=src.vocab_size,
+            character_coverage=src.character_coverage, normalization_rule_name="identity",
+            split_digits=True, byte_fallback=False, max_sentencepiece_length=16, max_sentence_length=1 << 16,
+            input_sentence_size=src.max_sentences, shuffle_input_sentence=True, num_threads=num_threads,
+            hard_vocab_limit=False, minloglevel=2,
+        )
+    except RuntimeError as e:
+        raise GraftError(f"{key}: SentencePiece training failed: {str(e).strip().splitlines()[-1]}") from None
+    (workdir / "candidates.model").write_bytes(model.getvalue())
+    proto = pb.ModelProto()
+    proto.ParseFromString(model.getvalue())
+    normal = [p for p in proto.pieces if p.type == pb.ModelProto.SentencePiece.NORMAL]
+    chars = [p.piece for p in normal if len(p.piece) == 1]
+    merged = [p.piece for p in sorted(normal, key=lambda p: -p.score) if len(p.piece) > 1]
+    log.info("candidate model: %d pieces (%d characters, %d merged)", len(normal), len(chars), len(merged))
+    return chars + merged
+
+
+def wordlist(src: SourceConfig, key: str) -> Iterator[str]:
+    """`word freq [pos]` lines (jieba's dict.txt), most frequent first; ties keep file order."""
+    rows: list[tuple[int, int, str]] = []
+    for path in src.paths:
+        p = _readable(path, key)
+        with p.open("rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    parts = raw.decode("utf-8").split()
+                except UnicodeDecodeError:
+                    raise GraftError(f"{key}: {p}:{lineno}: not valid UTF-8") from None
+                if not parts:
+                    continue
+                freq = 1
+                if len(parts) >= 2:
+                    try:
+                        freq = int(parts[1])
+                    except ValueError:
+                        raise GraftError(f"{key}: {p}:{lineno}: frequency {parts[1]!r} is not an integer") from None
+                if freq >= src.min_freq:
+                    rows.append((-freq, len(rows), parts[0]))
+    rows.sort()
+    return (w for _, _, w in rows)
+
+
+def pieces_jsonl(src: SourceConfig, key: str) -> Iterator[str]:
+    """{"piece": ...} lines (the reference's format), in file order."""
+    for path in src.paths:
+        p = _readable(path, key)
+        for lineno, obj in _jsonl(p, key):
+            piece = obj.get("piece")
+            if not isinstance(piece, str):
+                raise GraftError(f"{key}: {p}:{lineno}: field 'piece' missing or not a string")
+            yield piece

@@ -1,0 +1,56 @@
+"""Make colossalai 0.5.0's Booster plugins run on CPU processes (gloo), for tests and CPU benchmarks.
+
+Applied only when no GPU is present (`apply()` is a no-op otherwise). Each patch names the upstream behaviour it
+works around; none changes what a plugin computes, only where colossalai insists on a GPU for bookkeeping.
+"""
+
+import contextlib
+
+import torch
+
+_applied = False
+
+
+def apply() -> None:
+    """Patch colossalai's CpuAccelerator and LowLevelZero sanity check (idempotent, CPU only)."""
+    global _applied
+    if _applied or torch.cuda.is_available():
+        return
+    from colossalai.accelerator.cpu_accelerator import CpuAccelerator
+    from colossalai.zero.low_level import low_level_optim
+
+    # Upstream: CpuAccelerator.synchronize raises RuntimeError; ZeRO and checkpoint IO call it after every
+    # collective. CPU ops are synchronous, so torch.cpu.synchronize (a no-op) is the exact equivalent.
+    CpuAccelerator.synchronize = lambda self, device=None: torch.cpu.synchronize()
+    # Upstream: Stream / current_stream / stream raise; LowLevelZero creates a side stream for its reductions
+    # (overlap_communication=False still asks for one). torch.cpu.Stream is the single-stream CPU stand-in.
+    CpuAccelerator.Stream = lambda self, device=None, priority=0, **kw: torch.cpu.Stream()
+    CpuAccelerator.current_stream = lambda self, device=None: torch.cpu.current_stream()
+    CpuAccelerator.default_stream = lambda self, device=None: torch.cpu.current_stream()
+    CpuAccelerator.stream = lambda self, stream_: contextlib.nullcontext()
+    # Upstream: empty_cache raises; there is no caching allocator to empty on CPU.
+    CpuAccelerator.empty_cache = lambda self: None
+    # Upstream: current_device raises; tensors created with `device=current_device()` belong on "cpu".
+    CpuAccelerator.current_device = lambda self: torch.device("cpu")
+    # Upstream: get_rng_state(device) forwards `device` to torch.get_rng_state(), which takes no argument
+    # (TypeError); the CPU generator is the only one.
+    CpuAccelerator.get_rng_state = lambda self, device=None: torch.get_rng_state()
+    CpuAccelerator.set_rng_state = lambda self, new_state, device=None: torch.set_rng_state(new_state)
+    CpuAccelerator.manual_seed = lambda self, seed: torch.manual_seed(seed)
+    CpuAccelerator.manual_seed_all = lambda self, seed: torch.manual_seed(seed)
+    # Upstream: memory counters raise; report 0 (peak memory on CPU is read from the process instead).
+    for name in ("max_memory_allocated", "memory_allocated", "max_memory_reserved", "memory_reserved"):
+        setattr(CpuAccelerator, name, lambda self, device=None: 0)
+    CpuAccelerator.reset_peak_memory_stats = lambda self, device=None: None
+
+    # Upstream: LowLevelZeroOptimizer._sanity_checks asserts the accelerator is cuda or npu, although stage 2
+    # with overlap_communication=False only needs collectives that gloo provides. Keep its dtype check.
+    def _sanity_checks(self):
+        for group in self.optim.param_groups:
+            for param in group["params"]:
+                if not getattr(param, "skip_zero_check", False):
+                    assert param.dtype == self._dtype, (
+                        f"Parameters are expected to have the same dtype `{self._dtype}`, but got `{param.dtype}`")
+
+    low_level_optim.LowLevelZeroOptimizer._sanity_checks = _sanity_checks
+    _applied = True
