@@ -4,6 +4,11 @@ SentencePiece BPE starts from characters and repeatedly merges the adjacent pair
 the vocabulary with the highest score (ties: leftmost pair first). A piece is therefore produced only if it
 can be built from two pieces that are themselves produced; a word-list candidate whose halves are missing
 wastes its slot. Tests check this model against SentencePiece itself.
+
+One more condition comes from the HF fast tokenizer: with byte fallback it replaces a character that is not
+in the vocabulary by its bytes *before* merging, while SentencePiece merges the character first. A piece
+holding a character the vocabulary lacks would encode differently in the two, so every character of a new
+piece must itself be a piece.
 """
 
 
@@ -23,7 +28,10 @@ def bpe_split(text: str, scores: dict[str, float]) -> list[str]:
 
 
 def is_reachable(piece: str, scores: dict[str, float]) -> bool:
-    return len(piece) == 1 or bpe_split(piece, scores) == [piece]
+    """BPE builds `piece` from its characters, and every character is in the vocabulary."""
+    if len(piece) == 1:
+        return True
+    return all(c in scores for c in piece) and bpe_split(piece, scores) == [piece]
 
 
 def intermediates_for(piece: str, scores: dict[str, float], score_of_next) -> list[str] | None:
@@ -36,6 +44,10 @@ def intermediates_for(piece: str, scores: dict[str, float], score_of_next) -> li
     """
     trial = dict(scores)
     added: list[str] = []
+    for c in dict.fromkeys(piece):  # missing characters first (see the module docstring)
+        if c not in trial:
+            trial[c] = score_of_next()
+            added.append(c)
     for _ in range(8):
         symbols = bpe_split(piece, trial)
         if len(symbols) == 1:
@@ -48,7 +60,7 @@ def intermediates_for(piece: str, scores: dict[str, float], score_of_next) -> li
                 trial[pair] = score_of_next()
                 added.append(pair)
         trial[piece] = score_of_next()
-        if bpe_split(piece, trial) == [piece]:
+        if is_reachable(piece, trial):
             return added
         del trial[piece]
     return None

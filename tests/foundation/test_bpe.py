@@ -69,3 +69,11 @@ def test_base_model_facts(small_tokenizer):
     assert lowest_ordinary_score(base) == -31740.0
     assert sum(p.type == BYTE for p in base.pieces) == 256
     assert all(p.type == NORMAL for p in small_tokenizer["proto"].pieces[32000:])
+
+
+def test_missing_characters_are_added_first():
+    base = {"人": -1.0, "工": -1.0}
+    counter = iter(range(-20, -100, -1))
+    plan = intermediates_for("人工智能", dict(base), lambda: float(next(counter)))
+    assert plan[:2] == ["智", "能"]
+    assert not is_reachable("智能", {"智": -1.0, "智能": -2.0})
