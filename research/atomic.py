@@ -2,9 +2,9 @@
 
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from research.errors import GraftError
 

@@ -2,7 +2,6 @@
 init_run / log / finish, so a run's metrics live both beside its outputs and in W&B."""
 
 from pathlib import Path
-from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -11,7 +10,7 @@ from research.errors import GraftError
 _run = None
 
 
-def init_run(cfg, raw: DictConfig, job_type: str, dir: Optional[str | Path] = None):
+def init_run(cfg, raw: DictConfig, job_type: str, dir: str | Path | None = None):
     """Start a W&B run for this app (None when logger.wandb_mode=disabled). Offline runs are stored under
     `dir` (default: run_root) and can be uploaded later with `wandb sync`."""
     global _run
@@ -32,7 +31,7 @@ def init_run(cfg, raw: DictConfig, job_type: str, dir: Optional[str | Path] = No
     return _run
 
 
-def log(metrics: dict, step: Optional[int] = None) -> None:
+def log(metrics: dict, step: int | None = None) -> None:
     if _run is not None:
         _run.log(metrics, step=step)
 

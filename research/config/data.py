@@ -5,7 +5,6 @@ mix fails before any file is read.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List
 
 from research.errors import ConfigError, check
 
@@ -33,8 +32,9 @@ class InputConfig:
 
 @dataclass
 class CleanConfig:
-    normalization: str = "NFKC"
-    """Unicode normalisation applied to source and target: NFKC | NFC | none."""
+    normalization: str = "NFC"
+    """Unicode normalisation of source and target: NFC (default) | NFKC | none. NFKC also folds full-width
+    Chinese punctuation (，。：) and digits to ASCII, which the tokenizer's training text does not do."""
     min_chars: int = 8
     """Reject documents (source + target) shorter than this many characters after normalisation."""
     max_chars: int = 200_000
@@ -50,6 +50,11 @@ class CleanConfig:
     dup_ngram_size: int = 10
     max_dup_ngram_fraction: float = 0.3
     """Character n-grams (n = dup_ngram_size) that repeat an earlier one / all n-grams."""
+    menu_min_separators: int = 4
+    """A text with at least this many menu separators (|, >, », ·) between short items is a menu or footer
+    (0 = off)."""
+    menu_max_item_chars: float = 16.0
+    """... when its characters per item are below this."""
     max_control_chars: int = 0
     """Control characters allowed (tab, newline and carriage return excepted)."""
 
@@ -72,7 +77,7 @@ class DedupConfig:
 class ScoreConfig:
     scorer: str = "heuristic"
     """A name in research.data.score.SCORERS."""
-    signals: Dict[str, float] = field(default_factory=lambda: {
+    signals: dict[str, float] = field(default_factory=lambda: {
         "length": 1.0, "char_diversity": 1.0, "ends_with_punct": 0.5, "script_purity": 1.0})
     """heuristic scorer: signal name -> weight; the score is the weighted mean of the signals (each in [0, 1])."""
     mode: str = "threshold"
@@ -98,7 +103,7 @@ class PackConfig:
 @dataclass
 class DataConfig:
     name: str = "demo"
-    inputs: List[InputConfig] = field(default_factory=list)
+    inputs: list[InputConfig] = field(default_factory=list)
     clean: CleanConfig = field(default_factory=CleanConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
@@ -110,7 +115,7 @@ class DataConfig:
     """Processes for tokenization (1 = in-process)."""
 
     @property
-    def weights(self) -> Dict[str, float]:
+    def weights(self) -> dict[str, float]:
         """category -> mix weight."""
         return {i.category: i.weight for i in self.inputs}
 
@@ -133,6 +138,7 @@ class DataConfig:
             v = getattr(c, key)
             check(0.0 <= v <= 1.0, f"data.clean.{key}", v, "must be in [0, 1]")
         check(c.dup_ngram_size > 0, "data.clean.dup_ngram_size", c.dup_ngram_size, "must be positive")
+        check(c.menu_min_separators >= 0, "data.clean.menu_min_separators", c.menu_min_separators, "must be >= 0")
         check(c.max_control_chars >= 0, "data.clean.max_control_chars", c.max_control_chars, "must be >= 0")
         d = self.dedup
         check(0.0 < d.threshold <= 1.0, "data.dedup.threshold", d.threshold, "must be in (0, 1]")
@@ -148,7 +154,7 @@ class DataConfig:
         check(self.tokenize.batch_size > 0, "data.tokenize.batch_size", self.tokenize.batch_size, "must be positive")
         check(self.max_length >= 16, "data.max_length", self.max_length, "must be >= 16")
         check(self.num_workers > 0, "data.num_workers", self.num_workers, "must be positive")
-        weights: Dict[str, float] = {}
+        weights: dict[str, float] = {}
         for i, inp in enumerate(self.inputs):
             w = weights.setdefault(inp.category, inp.weight)
             check(w == inp.weight, f"data.inputs[{i}].weight", inp.weight,

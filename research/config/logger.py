@@ -1,7 +1,6 @@
 """Schema of the `logger` group: metrics.jsonl always, Weights & Biases offline by default."""
 
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 from research.errors import check
 
@@ -14,10 +13,10 @@ class LoggerConfig:
     wandb_mode: str = "offline"
     """offline (default: nothing leaves the machine) | online | disabled."""
     project: str = "graft"
-    entity: Optional[str] = None
-    group: Optional[str] = None
+    entity: str | None = None
+    group: str | None = None
     """W&B group: one per sweep."""
-    tags: List[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
     log_every: int = 1
     """Write metrics every this many optimizer steps."""
 

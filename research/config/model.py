@@ -1,7 +1,6 @@
 """Schema of the `model` group: the base model, loaded from a folder or built from this config."""
 
 from dataclasses import dataclass
-from typing import Optional
 
 from research.errors import check
 
@@ -11,7 +10,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 @dataclass
 class ModelConfig:
     name: str = "tiny"
-    path: Optional[str] = None
+    path: str | None = None
     """An HF LlamaForCausalLM folder. When null, a model is built from the fields below (random weights)."""
     vocab_size: int = 32000
     hidden_size: int = 64

@@ -6,7 +6,6 @@ Unset options take colossalai's defaults, except where `research.train.plugins` 
 """
 
 from dataclasses import dataclass, fields
-from typing import Optional
 
 from research.errors import check
 
@@ -29,39 +28,39 @@ class PluginConfig:
     name: str = "ddp"
     """ddp | zero2 | zero2_cpu | gemini | gemini_auto | hybrid (a registry key of research.train.plugins)."""
     # ddp (TorchDDPPlugin)
-    find_unused_parameters: Optional[bool] = None
+    find_unused_parameters: bool | None = None
     """ddp/hybrid: let DDP skip parameters without a gradient (set automatically when a stage freezes some)."""
-    broadcast_buffers: Optional[bool] = None
-    bucket_cap_mb: Optional[int] = None
+    broadcast_buffers: bool | None = None
+    bucket_cap_mb: int | None = None
     # zero2 / zero2_cpu (LowLevelZeroPlugin)
-    stage: Optional[int] = None
+    stage: int | None = None
     """ZeRO stage: 1 shards optimizer states, 2 also gradients."""
-    reduce_bucket_size_in_m: Optional[int] = None
+    reduce_bucket_size_in_m: int | None = None
     """Gradient reduction bucket, in millions of elements."""
-    overlap_communication: Optional[bool] = None
+    overlap_communication: bool | None = None
     """Overlap gradient reduction with backward (needs CUDA streams; forced off on CPU)."""
-    cpu_offload: Optional[bool] = None
+    cpu_offload: bool | None = None
     """Keep optimizer states (and the fp32 master weights) in CPU memory."""
     # gemini / gemini_auto (GeminiPlugin)
-    placement_policy: Optional[str] = None
+    placement_policy: str | None = None
     """static | auto: where Gemini keeps parameter chunks."""
-    offload_optim_frac: Optional[float] = None
-    offload_param_frac: Optional[float] = None
-    enable_flash_attention: Optional[bool] = None
+    offload_optim_frac: float | None = None
+    offload_param_frac: float | None = None
+    enable_flash_attention: bool | None = None
     # hybrid (HybridParallelPlugin: tensor, pipeline, sequence parallel + ZeRO)
-    tp_size: Optional[int] = None
-    pp_size: Optional[int] = None
-    sp_size: Optional[int] = None
-    zero_stage: Optional[int] = None
+    tp_size: int | None = None
+    pp_size: int | None = None
+    sp_size: int | None = None
+    zero_stage: int | None = None
     """0, 1 or 2 over the data-parallel group of the hybrid mesh."""
-    sp_mode: Optional[str] = None
+    sp_mode: str | None = None
     """split_gather | ring | all_to_all | ring_attn (sequence parallelism; needs sp_size>1 or tp for split_gather/ring)."""
-    microbatch_size: Optional[int] = None
+    microbatch_size: int | None = None
     """Pipeline micro-batch size (pp_size > 1)."""
-    num_microbatches: Optional[int] = None
-    parallel_output: Optional[bool] = None
+    num_microbatches: int | None = None
+    parallel_output: bool | None = None
     """Keep logits split over tensor-parallel ranks. The trainer needs full logits (per-token loss), so it defaults to false."""
-    make_vocab_size_divisible_by: Optional[int] = None
+    make_vocab_size_divisible_by: int | None = None
 
     def __post_init__(self):
         check(self.name in PLUGIN_OPTIONS, "plugin.name", self.name, f"must be one of {tuple(PLUGIN_OPTIONS)}")

@@ -34,11 +34,20 @@ class DemoInputsConfig:
     heldout_fraction: float = 0.1
     """The last fraction of People's Daily paragraphs, kept out of tokenizer training (held-out eval text)."""
     en_passages: int = 2000
-    """English Wikipedia passages written as held-out English text."""
+    """English Wikipedia passages written as held-out English text (the next ones are pre-training text)."""
+    pretrain_steps: int = 200
+    """Steps of brief pre-training for the base model (0 = leave its weights random)."""
+    pretrain_en_passages: int = 6000
+    """English passages the base model is pre-trained on."""
+    pretrain_zh_share: float = 0.02
+    """Share of Chinese tokens in the base model's pre-training (LLaMA-2 saw about 0.13 %)."""
 
     def __post_init__(self):
         check(0.0 < self.heldout_fraction < 1.0, "demo.heldout_fraction", self.heldout_fraction, "must be in (0, 1)")
         check(self.en_passages > 0, "demo.en_passages", self.en_passages, "must be positive")
+        check(self.pretrain_steps >= 0, "demo.pretrain_steps", self.pretrain_steps, "must be >= 0")
+        check(self.pretrain_en_passages > 0, "demo.pretrain_en_passages", self.pretrain_en_passages, "must be positive")
+        check(0.0 <= self.pretrain_zh_share < 1.0, "demo.pretrain_zh_share", self.pretrain_zh_share, "must be in [0, 1)")
 
 
 @dataclass

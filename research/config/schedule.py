@@ -8,7 +8,6 @@ and the global batch are known, and looks a step up in the result.
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List
 
 from research.errors import ConfigError, check
 
@@ -23,7 +22,7 @@ class StageConfig:
     buckets: str = "all"
     """Which buckets, consumed in this order: `all`, indices and ranges (`0-5,7`, end inclusive) or percent ranges of
     the bucket count (`0%-70%`, end exclusive, edges rounded up), so a schedule works for any bucket count."""
-    mix: Dict[str, float] = field(default_factory=dict)
+    mix: dict[str, float] = field(default_factory=dict)
     """Per-category sampling rate over the packs of the chosen buckets (a pack's category is its majority one by
     tokens): 0.3 keeps a seeded 30% of that category's packs, 2.0 takes each twice, 0 drops it."""
     mix_default: float = 1.0
@@ -60,7 +59,7 @@ class StageConfig:
 @dataclass
 class ScheduleConfig:
     name: str = "colossal_3stage"
-    stages: List[StageConfig] = field(default_factory=lambda: [StageConfig(name="all")])
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig(name="all")])
 
     def __post_init__(self):
         if not self.stages:
@@ -69,11 +68,11 @@ class ScheduleConfig:
         check(len(set(names)) == len(names), "schedule.stages", names, "stage names must be distinct")
 
 
-def parse_buckets(spec: str, num_buckets: int, key: str = "buckets") -> List[int]:
+def parse_buckets(spec: str, num_buckets: int, key: str = "buckets") -> list[int]:
     """Bucket indices named by `spec` (see StageConfig.buckets), in order, each in [0, num_buckets)."""
     if spec.strip() == "all":
         return list(range(num_buckets))
-    out: List[int] = []
+    out: list[int] = []
     for part in spec.split(","):
         m = _BUCKET_SPEC.match(part)
         if not m:

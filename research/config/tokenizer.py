@@ -1,7 +1,6 @@
 """Schema of the `tokenizer` group: how the base vocabulary is expanded."""
 
 from dataclasses import dataclass, field
-from typing import Dict, List
 
 from research.errors import ConfigError, check
 
@@ -16,7 +15,7 @@ class SourceConfig:
 
     kind: str = "train_sp"
     """train_sp | wordlist | pieces_jsonl."""
-    paths: List[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     """train_sp: training text (plain text or jsonl); wordlist: `word freq [pos]` files; pieces_jsonl: {"piece": ...} lines."""
     vocab_size: int = 40000
     """train_sp only: vocabulary size of the candidate SentencePiece model."""
@@ -52,7 +51,7 @@ class TokenizerConfig:
     """Exact size of the expanded vocabulary (the reference's 69,104)."""
     pad_to_multiple_of: int = 0
     """Round the target up to a multiple of this (e.g. 64 x tensor-parallel size); 0 = off."""
-    sources: List[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
+    sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
     script: str = "han"
     """Keep only candidates written in this script (han: CJK ideographs and CJK punctuation, with an optional
     leading '▁'); `any` keeps everything. Filtering keeps English and numbers encoding to the base's ids."""
@@ -61,7 +60,7 @@ class TokenizerConfig:
     skip it, or keep it anyway (wasting a slot)."""
     max_piece_chars: int = 16
     """Reject candidates longer than this many characters."""
-    eval_texts: Dict[str, str] = field(default_factory=dict)
+    eval_texts: dict[str, str] = field(default_factory=dict)
     """Held-out text per language (language -> path) for the compression report."""
     eval_max_chars: int = 2_000_000
     """Read at most this many characters of each eval text."""

@@ -1,7 +1,6 @@
 """Schema of the `train` node: batch sizes, optimizer, checkpointing, logging (`python -m research.train`)."""
 
 from dataclasses import dataclass, field
-from typing import List
 
 from research.errors import check
 
@@ -16,7 +15,7 @@ class TrainConfig:
     """Micro-batches per optimizer step; global batch = micro_batch_size x grad_accum x data-parallel size."""
     lr: float = 3.0e-4
     """Peak learning rate; each stage scales it (schedule.stages[].lr_scale) and shapes it (warm-up, decay)."""
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     """AdamW (beta1, beta2)."""
     eps: float = 1.0e-8
     weight_decay: float = 0.1
@@ -41,6 +40,8 @@ class TrainConfig:
     """Throughput mode: synthetic packed data, no checkpoints; summary.json reports tokens/s and MFU."""
     benchmark_steps: int = 8
     benchmark_warmup: int = 2
+    benchmark_seq_len: int = 512
+    """Benchmark mode: length of the synthetic packs."""
     """Benchmark mode: steps not timed at the start (allocation, first-call overheads)."""
     peak_flops: float = 0.0
     """Peak FLOP/s of one device for MFU; 0 = look the GPU up in research.train.metrics (no MFU on CPU)."""
@@ -51,7 +52,7 @@ class TrainConfig:
     """Seeds the model's dropout RNGs and each bucket's shuffle."""
 
     def __post_init__(self):
-        for key in ("micro_batch_size", "grad_accum", "keep_last", "log_every", "benchmark_steps"):
+        for key in ("micro_batch_size", "grad_accum", "keep_last", "log_every", "benchmark_steps", "benchmark_seq_len"):
             value = getattr(self, key)
             check(value > 0, f"train.{key}", value, "must be positive")
         for key in ("checkpoint_every", "max_steps", "benchmark_warmup", "num_workers"):

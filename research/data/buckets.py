@@ -10,7 +10,6 @@ problem leaves less padding than packing each (bin, category) alone.
 
 import zlib
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import pyarrow as pa
@@ -24,9 +23,9 @@ def category_rng(seed: int, category: str, salt: int = 0) -> np.random.Generator
     return np.random.default_rng([seed, zlib.crc32(category.encode("utf-8")), salt])
 
 
-def assign_bins(docs: List[Doc], num_bins: int, seed: int) -> Dict[str, List[List[int]]]:
+def assign_bins(docs: list[Doc], num_bins: int, seed: int) -> dict[str, list[list[int]]]:
     """category -> num_bins lists of doc indices, each bin ~1/num_bins of the category's tokens."""
-    by_cat: Dict[str, List[int]] = {}
+    by_cat: dict[str, list[int]] = {}
     for i, d in enumerate(docs):
         by_cat.setdefault(d.category, []).append(i)
     out = {}
@@ -39,7 +38,7 @@ def assign_bins(docs: List[Doc], num_bins: int, seed: int) -> Dict[str, List[Lis
     return out
 
 
-def apply_weight(indices: List[int], weight: float, rng: np.random.Generator) -> List[int]:
+def apply_weight(indices: list[int], weight: float, rng: np.random.Generator) -> list[int]:
     """Repeat floor(weight) times, then add a seeded subset of round(frac * n) documents."""
     reps = int(weight)
     extra = int(round((weight - reps) * len(indices)))
@@ -47,12 +46,12 @@ def apply_weight(indices: List[int], weight: float, rng: np.random.Generator) ->
     return indices * reps + [indices[i] for i in chosen]
 
 
-def bucket_docs(bins: Dict[str, List[List[int]]], weights: Dict[str, float], num_bins: int,
-                seed: int) -> List[List[int]]:
+def bucket_docs(bins: dict[str, list[list[int]]], weights: dict[str, float], num_bins: int,
+                seed: int) -> list[list[int]]:
     """Doc indices of each bucket, after weighting; category by category in name order."""
     out = []
     for k in range(num_bins):
-        members: List[int] = []
+        members: list[int] = []
         for cat in sorted(bins):
             members.extend(apply_weight(bins[cat][k], weights.get(cat, 1.0), category_rng(seed, cat, salt=k + 1)))
         out.append(members)
@@ -84,7 +83,10 @@ def save_bucket(p: Packs, path: Path) -> None:
     """A `datasets.load_from_disk` folder whose bytes depend only on the packs (fingerprint from content)."""
     import hashlib
 
+    import datasets
     from datasets import Dataset
+
+    datasets.disable_progress_bars()
 
     h = hashlib.sha256()
     for a in (p.input_ids, p.labels, p.num_tokens):

@@ -6,7 +6,6 @@ Language is told by script (Han vs Latin letters), which is all a Chinese/Englis
 
 import re
 import unicodedata
-from typing import List, Tuple
 
 from tqdm import tqdm
 
@@ -29,13 +28,15 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 MOJIBAKE = re.compile("[\u00c2-\u00ef][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6"
                       "\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
 MOJIBAKE_MIN_HITS = 3
+# Navigation menus and footers: short items joined by separators ("首页 | 新闻 | 体育", "Home > News").
+MENU_SEP = re.compile(r"\s[|｜>»/·]\s|[|｜]")
 
 
 def normalize(text: str, form: str) -> str:
     return text if form == "none" else unicodedata.normalize(form, text)
 
 
-def script_counts(text: str) -> Tuple[int, int, int]:
+def script_counts(text: str) -> tuple[int, int, int]:
     """(Han characters, Latin letters, all letters)."""
     return len(HAN.findall(text)), len(LATIN.findall(text)), len(LETTER.findall(text))
 
@@ -72,7 +73,7 @@ def dup_ngram_fraction(text: str, n: int) -> float:
     return 1.0 - len({text[i:i + n] for i in range(m)}) / m
 
 
-def check_record(rec: Record, lang: str, cfg: CleanConfig) -> Tuple[str | None, str | None]:
+def check_record(rec: Record, lang: str, cfg: CleanConfig) -> tuple[str | None, str | None]:
     """Normalise rec in place; return (reason, detail) for a reject, or (None, None) to keep it."""
     if not rec.target.strip():
         return "empty_target", None
@@ -92,6 +93,9 @@ def check_record(rec: Record, lang: str, cfg: CleanConfig) -> Tuple[str | None, 
         return "too_long", f"{n} chars"
     if len(MOJIBAKE.findall(text)) >= MOJIBAKE_MIN_HITS:
         return "mojibake", None
+    seps = len(MENU_SEP.findall(text))
+    if cfg.menu_min_separators and seps >= cfg.menu_min_separators and n / (seps + 1) < cfg.menu_max_item_chars:
+        return "menu_boilerplate", f"{seps} separators"
     han, latin, letters = script_counts(text)
     if lang != "any":
         if letters == 0:
@@ -117,8 +121,8 @@ def check_record(rec: Record, lang: str, cfg: CleanConfig) -> Tuple[str | None, 
     return None, None
 
 
-def clean(records: List[Record], langs: dict, cfg: CleanConfig, rejects: Rejects,
-          progress: bool = True) -> Tuple[List[Record], dict]:
+def clean(records: list[Record], langs: dict, cfg: CleanConfig, rejects: Rejects,
+          progress: bool = True) -> tuple[list[Record], dict]:
     """Keep the records that pass every check; `langs` maps category -> expected language (zh | en | any)."""
     kept = []
     for rec in tqdm(records, desc="clean", unit="doc", disable=not progress, mininterval=1.0):
@@ -132,7 +136,7 @@ def clean(records: List[Record], langs: dict, cfg: CleanConfig, rejects: Rejects
     return kept, {"in": len(records), "kept": len(kept), "rejected": rejected, "reasons": rejects.reasons(STEP)}
 
 
-def expected_langs(inputs: List[InputConfig]) -> dict:
+def expected_langs(inputs: list[InputConfig]) -> dict:
     """category -> expected language; a category fed by inputs of different languages accepts any."""
     out = {}
     for inp in inputs:

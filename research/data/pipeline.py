@@ -9,7 +9,6 @@ import importlib.metadata
 import logging
 import time
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -56,7 +55,7 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
     special = special_ids(tok, d.tokenize, tokenizer_path)
     build_scorer(d.score)
 
-    timings: Dict[str, float] = {}
+    timings: dict[str, float] = {}
     rejects = Rejects()
     t = time.perf_counter()
     records, read_stats = read_inputs(d.inputs, d.clean.max_line_bytes, rejects)
@@ -94,9 +93,9 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
         packs = pack(sub, chunks, d.max_length, special.pad, rng)
         name = f"bucket_{k:03d}"
         bk.save_bucket(packs, out / "buckets" / name)
-        per_cat: Dict[str, int] = {}
-        for lens, cats in zip(packs.doc_lens, packs.doc_categories):
-            for n, c in zip(lens, cats):
+        per_cat: dict[str, int] = {}
+        for lens, cats in zip(packs.doc_lens, packs.doc_categories, strict=False):
+            for n, c in zip(lens, cats, strict=False):
                 per_cat[c] = per_cat.get(c, 0) + n
         real, slots = int(packs.num_tokens.sum()), packs.input_ids.size
         for key in ("chunks", "split_docs", "dropped_masked_chunks", "dropped_masked_tokens"):

@@ -6,9 +6,9 @@ per block of non-blank lines (blank lines separate documents), so a multi-line d
 """
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
 
 from research.config.data import InputConfig
 from research.data.records import Record, Rejects
@@ -27,7 +27,7 @@ class ReadStats:
     empty_files: int = 0
 
 
-def resolve_inputs(inputs: Sequence[InputConfig]) -> List[Tuple[int, InputConfig, Path]]:
+def resolve_inputs(inputs: Sequence[InputConfig]) -> list[tuple[int, InputConfig, Path]]:
     """Every (input index, input, file) to read, in config order then name order; fails before any work."""
     out = []
     if not inputs:
@@ -46,7 +46,7 @@ def resolve_inputs(inputs: Sequence[InputConfig]) -> List[Tuple[int, InputConfig
     return out
 
 
-def _lines(path: Path) -> Iterator[Tuple[int, bytes]]:
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             yield n, raw.rstrip(b"\r\n")
@@ -97,7 +97,7 @@ def _read_jsonl(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects
 
 
 def _read_text(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects: Rejects, stats: ReadStats):
-    block: List[Tuple[int, bytes]] = []
+    block: list[tuple[int, bytes]] = []
 
     def flush():
         first = block[0][0]
@@ -128,12 +128,12 @@ def _read_text(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects:
             yield rec
 
 
-def read_inputs(inputs: Sequence[InputConfig], max_line_bytes: int, rejects: Rejects) -> Tuple[List[Record], dict]:
+def read_inputs(inputs: Sequence[InputConfig], max_line_bytes: int, rejects: Rejects) -> tuple[list[Record], dict]:
     """All records of all inputs in a fixed order (config order, then file name, then line)."""
     stats = ReadStats()
-    records: List[Record] = []
+    records: list[Record] = []
     before = len(rejects.rows)
-    for i, inp, path in resolve_inputs(inputs):
+    for _i, inp, path in resolve_inputs(inputs):
         name = inp.path if Path(inp.path).is_file() else str(Path(inp.path) / path.name)
         stats.files += 1
         if path.stat().st_size == 0:

@@ -3,7 +3,6 @@
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
 
 SNIPPET_CHARS = 200
 
@@ -31,10 +30,10 @@ class Rejects:
     """Every record a step drops, with where it came from and why; written to rejects.jsonl in drop order."""
 
     def __init__(self):
-        self.rows: List[dict] = []
+        self.rows: list[dict] = []
 
     def add(self, step: str, file: str, line: int, reason: str, text: str = "",
-            kept: Optional[str] = None, detail: Optional[str] = None) -> None:
+            kept: str | None = None, detail: str | None = None) -> None:
         row = {"step": step, "file": file, "line": line, "reason": reason}
         if detail is not None:
             row["detail"] = detail
@@ -49,8 +48,8 @@ class Rejects:
     def count(self, step: str) -> int:
         return sum(1 for r in self.rows if r["step"] == step)
 
-    def reasons(self, step: str) -> Dict[str, int]:
-        out: Dict[str, int] = {}
+    def reasons(self, step: str) -> dict[str, int]:
+        out: dict[str, int] = {}
         for r in self.rows:
             if r["step"] == step:
                 out[r["reason"]] = out.get(r["reason"], 0) + 1

@@ -5,7 +5,7 @@ LM's perplexity) is one class plus one registry entry. Each scorer maps a list o
 """
 
 import math
-from typing import Callable, Dict, List, Tuple
+from collections.abc import Callable
 
 from research.config.data import ScoreConfig
 from research.data.clean import script_counts
@@ -38,7 +38,7 @@ def _script_purity(rec: Record) -> float:
     return max(han, latin) / letters if letters else 0.0
 
 
-SIGNALS: Dict[str, Callable[[Record], float]] = {
+SIGNALS: dict[str, Callable[[Record], float]] = {
     "length": _length,
     "char_diversity": _char_diversity,
     "ends_with_punct": _ends_with_punct,
@@ -57,14 +57,14 @@ class HeuristicScorer:
         self.weights = {k: w for k, w in cfg.signals.items() if w > 0}
         self.total = sum(self.weights.values())
 
-    def __call__(self, records: List[Record]) -> List[float]:
+    def __call__(self, records: list[Record]) -> list[float]:
         if not self.total:
             return [1.0] * len(records)
         fns = [(SIGNALS[k], w) for k, w in self.weights.items()]
         return [sum(w * f(r) for f, w in fns) / self.total for r in records]
 
 
-SCORERS: Dict[str, Callable[[ScoreConfig], Callable[[List[Record]], List[float]]]] = {
+SCORERS: dict[str, Callable[[ScoreConfig], Callable[[list[Record]], list[float]]]] = {
     "heuristic": HeuristicScorer,
 }
 
@@ -75,13 +75,13 @@ def build_scorer(cfg: ScoreConfig):
     return SCORERS[cfg.scorer](cfg)
 
 
-def score_filter(records: List[Record], cfg: ScoreConfig, rejects: Rejects) -> Tuple[List[Record], dict]:
+def score_filter(records: list[Record], cfg: ScoreConfig, rejects: Rejects) -> tuple[list[Record], dict]:
     scores = build_scorer(cfg)(records) if records else []
     keep = [True] * len(records)
     if cfg.mode == "threshold":
         keep = [s >= cfg.threshold for s in scores]
     elif cfg.mode == "top_fraction":
-        by_cat: Dict[str, List[int]] = {}
+        by_cat: dict[str, list[int]] = {}
         for i, r in enumerate(records):
             by_cat.setdefault(r.category, []).append(i)
         keep = [False] * len(records)
@@ -91,7 +91,7 @@ def score_filter(records: List[Record], cfg: ScoreConfig, rejects: Rejects) -> T
             for i in sorted(idx, key=lambda i: (-scores[i], i))[:n]:
                 keep[i] = True
     kept = []
-    for rec, s, k in zip(records, scores, keep):
+    for rec, s, k in zip(records, scores, keep, strict=False):
         if k:
             kept.append(rec)
         else:

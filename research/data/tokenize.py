@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import List, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -76,12 +75,12 @@ def _init_worker(path: str, special: SpecialIds, in_pool: bool = True) -> None:
     _worker["special"] = special
 
 
-def _encode_batch(batch: List[Tuple[str, str]]) -> List[Tuple[np.ndarray, int]]:
+def _encode_batch(batch: list[tuple[str, str]]) -> list[tuple[np.ndarray, int]]:
     tok, sp = _worker["tok"], _worker["special"]
     src_idx = [i for i, (s, _) in enumerate(batch) if s]
     src = tok([batch[i][0] for i in src_idx], add_special_tokens=False)["input_ids"] if src_idx else []
     tgt = tok([t for _, t in batch], add_special_tokens=False)["input_ids"]
-    src_of = dict(zip(src_idx, src))
+    src_of = dict(zip(src_idx, src, strict=False))
     head = [sp.bos] if sp.bos is not None else []
     tail = [sp.eos] if sp.eos is not None else []
     out = []
@@ -91,12 +90,12 @@ def _encode_batch(batch: List[Tuple[str, str]]) -> List[Tuple[np.ndarray, int]]:
     return out
 
 
-def tokenize(records: List[Record], tokenizer_path: str, special: SpecialIds, cfg: TokenizeConfig,
-             num_workers: int, progress: bool = True) -> Tuple[List[Doc], dict]:
+def tokenize(records: list[Record], tokenizer_path: str, special: SpecialIds, cfg: TokenizeConfig,
+             num_workers: int, progress: bool = True) -> tuple[list[Doc], dict]:
     bs = cfg.batch_size
     batches = [[(r.source, r.target) for r in records[i:i + bs]] for i in range(0, len(records), bs)]
     bar = tqdm(total=len(records), desc="tokenize", unit="doc", disable=not progress, mininterval=1.0)
-    results: List[Tuple[np.ndarray, int]] = []
+    results: list[tuple[np.ndarray, int]] = []
     if num_workers == 1:
         _init_worker(tokenizer_path, special, in_pool=False)
         for b in batches:
@@ -104,11 +103,11 @@ def tokenize(records: List[Record], tokenizer_path: str, special: SpecialIds, cf
             bar.update(len(b))
     else:
         with get_context("fork").Pool(num_workers, _init_worker, (tokenizer_path, special)) as pool:
-            for b, out in zip(batches, pool.imap(_encode_batch, batches)):
+            for b, out in zip(batches, pool.imap(_encode_batch, batches), strict=False):
                 results.extend(out)
                 bar.update(len(b))
     bar.close()
-    docs = [Doc(ids, n, r.category) for (ids, n), r in zip(results, records)]
+    docs = [Doc(ids, n, r.category) for (ids, n), r in zip(results, records, strict=False)]
     tokens = sum(len(d.ids) for d in docs)
     per_cat: dict = {}
     for d in docs:

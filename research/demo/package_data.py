@@ -4,8 +4,10 @@ The packages are located, never imported: importing some of them pulls in heavy 
 and only their data files are needed.
 """
 
+import functools
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 from research.errors import GraftError
@@ -23,26 +25,58 @@ FILES = {
 }
 
 
-def package_file(name: str) -> Path:
-    package, rel, what = FILES[name]
+def package_path(package: str, relative: str, what: str = "data") -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise GraftError(f"package {package!r} is not installed (it ships {what}); run `make install`")
-    path = Path(list(spec.submodule_search_locations)[0]) / rel
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
-        raise GraftError(f"{package} is installed but {rel} is missing from it")
+        raise GraftError(f"{package} is installed but {relative} is missing from it")
     return path
 
 
-def peoples_daily_paragraphs() -> list[str]:
-    """Paragraphs of People's Daily with the `word/POS` tags stripped, in file order."""
-    out = []
-    for line in package_file("peoples_daily").read_text(encoding="utf-8").splitlines():
-        words = [tok.rsplit("/", 1)[0].lstrip("[") for tok in line.split()]
-        text = "".join(words)
-        if text:
-            out.append(text)
-    return out
+def package_file(name: str) -> Path:
+    package, rel, what = FILES[name]
+    return package_path(package, rel, what)
+
+
+def strip_pos_tags(line: str) -> str:
+    """'迈向/v  充满/v  [中国/ns  共产党/nt]nt' -> '迈向充满中国共产党'."""
+    words = []
+    for tok in line.split():
+        tok = re.sub(r"\][a-z]+$", "", tok.lstrip("["))
+        cut = tok.rfind("/")
+        words.append(tok[:cut] if cut > 0 else tok)
+    return "".join(words)
+
+
+END_PUNCT = tuple("。！？”…：；）)」!?")
+TITLE_MAX_CHARS = 60
+
+
+@functools.lru_cache(maxsize=2)
+def peoples_daily_articles(path: Path | None = None) -> tuple:
+    """Articles of People's Daily, January 1998, in file order, one string each (paragraphs joined by newlines).
+
+    The file carries no article ids in this release, so an article starts at a title: a short line without
+    closing punctuation that follows a paragraph which had some (consecutive title lines stay together).
+    The tokenizer's held-out text and the training corpus both cut at these article boundaries.
+    """
+    path = path or package_file("peoples_daily")
+    articles, cur, prev_closed = [], [], True
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = strip_pos_tags(raw).strip()
+        if not line:
+            continue
+        title = len(line) < TITLE_MAX_CHARS and not line.endswith(END_PUNCT)
+        if title and prev_closed and cur:
+            articles.append("\n".join(cur))
+            cur = []
+        cur.append(line)
+        prev_closed = line.endswith(END_PUNCT) or not title
+    if cur:
+        articles.append("\n".join(cur))
+    return tuple(articles)
 
 
 def reviews() -> list[str]:

@@ -1,7 +1,8 @@
 """Data parallelism under torchrun: each rank scores a strided shard, rank 0 merges by question id."""
 
 import os
-from typing import List, Optional, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -27,11 +28,11 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
-def shard(items: Sequence[T], rank: int, world: int) -> List[T]:
+def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
     return list(items[rank::world])
 
 
-def gather(obj, rank: int, world: int) -> Optional[list]:
+def gather(obj, rank: int, world: int) -> list | None:
     """Every rank's object, in rank order, on rank 0 (None elsewhere)."""
     if world == 1:
         return [obj]
@@ -40,7 +41,7 @@ def gather(obj, rank: int, world: int) -> Optional[list]:
     return out
 
 
-def all_sum(values: List[float], world: int) -> List[float]:
+def all_sum(values: list[float], world: int) -> list[float]:
     if world == 1:
         return list(values)
     t = torch.tensor(values, dtype=torch.float64)

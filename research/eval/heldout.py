@@ -3,10 +3,8 @@ language survives continued pre-training (forgetting shows up as rising English 
 
 import math
 from pathlib import Path
-from typing import List
 
 from research.errors import GraftError
-from research.eval.inference import Scorer
 
 # Full-window logits are (batch x window x vocab) floats: cap batch x window so memory stays near 2 GiB at 32k.
 TOKENS_PER_BATCH = 16384
@@ -26,7 +24,7 @@ def read_text(path: str, max_chars: int, lang: str) -> str:
     return text
 
 
-def windows(tokenizer, text: str, window: int) -> List[List[int]]:
+def windows(tokenizer, text: str, window: int) -> list[list[int]]:
     """Non-overlapping windows that together predict every token of the text: each starts with BOS, which is
     context only. (A tokenizer without BOS leaves the first token of each window unpredicted.)"""
     ids = tokenizer(text, add_special_tokens=False).input_ids
@@ -35,10 +33,12 @@ def windows(tokenizer, text: str, window: int) -> List[List[int]]:
     return [([bos] if bos is not None else []) + ids[i:i + step] for i in range(0, len(ids), step)]
 
 
-def score(scorer: Scorer, wins: List[List[int]]) -> tuple[float, int]:
+def score(scorer, wins: list[list[int]]) -> tuple[float, int]:
     """(summed negative log-likelihood in nats, predicted tokens) over these windows."""
     if not wins:
         return 0.0, 0
+    from research.eval.inference import Scorer
+
     width = max(len(w) for w in wins)
     sub = Scorer(scorer.model, scorer.tokenizer, max(1, min(scorer.batch_size, TOKENS_PER_BATCH // width)),
                  scorer.progress)

@@ -1,7 +1,7 @@
 """Batched scoring with a causal LM: sequences sorted by length, left-padded, with explicit position ids, so a
 padded batch scores exactly like one sequence at a time (padding never reaches a score)."""
 
-from typing import Iterator, List, Sequence, Tuple
+from collections.abc import Iterator, Sequence
 
 import torch
 from tqdm import tqdm
@@ -15,14 +15,14 @@ def pad_id_of(tokenizer) -> int:
     return 0
 
 
-def batches(lengths: Sequence[int], batch_size: int) -> Iterator[List[int]]:
+def batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
     """Indices grouped into batches of similar length (longest first, ties by index: deterministic)."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     for start in range(0, len(order), batch_size):
         yield order[start:start + batch_size]
 
 
-def left_pad(seqs: List[List[int]], pad_id: int, device) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -44,9 +44,9 @@ class Scorer:
         return tqdm(total=total, desc=desc, unit="seq", disable=not self.progress, leave=False)
 
     @torch.inference_mode()
-    def next_token_logprobs(self, seqs: List[List[int]], desc: str = "first-token") -> List[torch.Tensor]:
+    def next_token_logprobs(self, seqs: list[list[int]], desc: str = "first-token") -> list[torch.Tensor]:
         """log-softmax (float32) of the next-token distribution after each sequence, on the CPU."""
-        out: List[torch.Tensor] = [None] * len(seqs)  # type: ignore[list-item]
+        out: list[torch.Tensor] = [None] * len(seqs)  # type: ignore[list-item]
         with self._bar(len(seqs), desc) as bar:
             for idx in batches([len(s) for s in seqs], self.batch_size):
                 ids, mask, pos = left_pad([seqs[i] for i in idx], self.pad_id, self.device)
@@ -58,7 +58,7 @@ class Scorer:
         return out
 
     @torch.inference_mode()
-    def continuation_logprobs(self, pairs: List[Tuple[List[int], List[int]]], desc: str = "loglik") -> List[float]:
+    def continuation_logprobs(self, pairs: list[tuple[list[int], list[int]]], desc: str = "loglik") -> list[float]:
         """Sum of log p(continuation tokens | context) for each (context ids, continuation ids)."""
         seqs = [ctx + cont for ctx, cont in pairs]
         out = [0.0] * len(pairs)
@@ -80,9 +80,9 @@ class Scorer:
         return out
 
     @torch.inference_mode()
-    def generate(self, seqs: List[List[int]], max_new_tokens: int, desc: str = "generate") -> List[List[int]]:
+    def generate(self, seqs: list[list[int]], max_new_tokens: int, desc: str = "generate") -> list[list[int]]:
         """Greedy continuations (new token ids only), stopping at EOS."""
-        out: List[List[int]] = [None] * len(seqs)  # type: ignore[list-item]
+        out: list[list[int]] = [None] * len(seqs)  # type: ignore[list-item]
         eos = self.tokenizer.eos_token_id
         with self._bar(len(seqs), desc) as bar:
             for idx in batches([len(s) for s in seqs], self.batch_size):
@@ -99,7 +99,7 @@ class Scorer:
         return out
 
     @torch.inference_mode()
-    def window_nll(self, windows: List[List[int]], desc: str = "held-out") -> List[float]:
+    def window_nll(self, windows: list[list[int]], desc: str = "held-out") -> list[float]:
         """Sum of -log p(token t | tokens < t) over t >= 1 of each window."""
         pairs = [(w[:1], w[1:]) for w in windows]
         return [-x for x in self.continuation_logprobs(pairs, desc=desc)]

@@ -9,7 +9,7 @@
 """
 
 import re
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 from research.eval.inference import Scorer
 from research.eval.prompts import ANSWER_SEP, Prompt, lang
@@ -18,7 +18,7 @@ from research.eval.records import Question
 LOGLIK_VARIANTS = ("loglik", "loglik_norm", "loglik_byte")
 
 
-def letter_ids(tokenizer, letter: str) -> List[int]:
+def letter_ids(tokenizer, letter: str) -> list[int]:
     ids = set()
     for form in (letter, " " + letter):
         enc = tokenizer.encode(form, add_special_tokens=False)
@@ -43,17 +43,17 @@ def argmax_label(scores: Sequence[float], labels: Sequence[str]) -> str:
     return labels[best]
 
 
-def encode(tokenizer, text: str) -> List[int]:
+def encode(tokenizer, text: str) -> list[int]:
     return tokenizer(text).input_ids
 
 
-def fit(ids: List[int], max_length: int, room: int) -> List[int]:
+def fit(ids: list[int], max_length: int, room: int) -> list[int]:
     """Cut the oldest tokens of a prompt that leaves less than `room` tokens for the answer."""
     keep = max(1, max_length - room)
     return ids if len(ids) <= keep else ids[-keep:]
 
 
-def choice_pairs(tokenizer, prompt_text: str, prompt_ids: List[int], q: Question, max_length: int):
+def choice_pairs(tokenizer, prompt_text: str, prompt_ids: list[int], q: Question, max_length: int):
     """(context ids, continuation ids) per choice: the prompt + choice is tokenized whole, and the continuation is
     what follows the longest prefix shared with the prompt's own tokens (robust to merges across the boundary)."""
     pairs = []
@@ -68,21 +68,21 @@ def choice_pairs(tokenizer, prompt_text: str, prompt_ids: List[int], q: Question
     return pairs
 
 
-def score_questions(questions: List[Question], prompts: List[Prompt], scorer: Scorer, methods: Sequence[str],
-                    max_length: int, max_new_tokens: int) -> Dict[str, dict]:
+def score_questions(questions: list[Question], prompts: list[Prompt], scorer: Scorer, methods: Sequence[str],
+                    max_length: int, max_new_tokens: int) -> dict[str, dict]:
     """Per question id: gold, prompt hash and, per method, the choice scores and the prediction."""
     tok = scorer.tokenizer
     prompt_ids = [encode(tok, p.text) for p in prompts]
-    out: Dict[str, dict] = {}
-    for q, p, ids in zip(questions, prompts, prompt_ids):
+    out: dict[str, dict] = {}
+    for q, p in zip(questions, prompts, strict=True):
         out[q.id] = {"id": q.id, "subject": q.subject, "category": q.category, "gold": q.answer,
                      "labels": q.labels, "num_shots": p.num_shots, "prompt_tokens": p.length,
                      "prompt_sha256": p.sha256, "too_long": p.too_long, "methods": {}}
 
     if "first_token" in methods:
         logps = scorer.next_token_logprobs([fit(ids, max_length, 1) for ids in prompt_ids])
-        cache: Dict[str, List[int]] = {}
-        for q, logp in zip(questions, logps):
+        cache: dict[str, list[int]] = {}
+        for q, logp in zip(questions, logps, strict=True):
             scores = []
             for label in q.labels:
                 cand = cache.setdefault(label, letter_ids(tok, label))
@@ -91,28 +91,28 @@ def score_questions(questions: List[Question], prompts: List[Prompt], scorer: Sc
 
     if "loglik" in methods:
         pairs, owner = [], []
-        for qi, (q, p, ids) in enumerate(zip(questions, prompts, prompt_ids)):
+        for qi, (q, p, ids) in enumerate(zip(questions, prompts, prompt_ids, strict=True)):
             if q.choices is None:
                 continue
             for pair in choice_pairs(tok, p.text, ids, q, max_length):
                 pairs.append(pair)
                 owner.append(qi)
         sums = scorer.continuation_logprobs(pairs)
-        per_q: Dict[int, List[float]] = {}
-        for qi, s in zip(owner, sums):
+        per_q: dict[int, list[float]] = {}
+        for qi, s in zip(owner, sums, strict=True):
             per_q.setdefault(qi, []).append(s)
         for qi, raw in per_q.items():
             q = questions[qi]
             chars = [max(1, len(c)) for c in q.choices]
             nbytes = [max(1, len(c.encode("utf-8"))) for c in q.choices]
-            variants = {"loglik": raw, "loglik_norm": [s / n for s, n in zip(raw, chars)],
-                        "loglik_byte": [s / n for s, n in zip(raw, nbytes)]}
+            variants = {"loglik": raw, "loglik_norm": [s / n for s, n in zip(raw, chars, strict=True)],
+                        "loglik_byte": [s / n for s, n in zip(raw, nbytes, strict=True)]}
             for name, scores in variants.items():
                 out[q.id]["methods"][name] = {"scores": scores, "pred": argmax_label(scores, q.labels)}
 
     if "generate" in methods:
         gens = scorer.generate([fit(ids, max_length, max_new_tokens) for ids in prompt_ids], max_new_tokens)
-        for q, new in zip(questions, gens):
+        for q, new in zip(questions, gens, strict=True):
             text = tok.decode(new, skip_special_tokens=True)
             out[q.id]["methods"]["generate"] = {"text": text, "pred": parse_letter(text, q.labels)}
 

@@ -1,10 +1,9 @@
 """Accuracy per subject and per category, with micro (per question) and macro (mean over subjects) averages."""
 
-from typing import Dict, List
 
 
-def method_names(results: List[dict]) -> List[str]:
-    names: List[str] = []
+def method_names(results: list[dict]) -> list[str]:
+    names: list[str] = []
     for r in results:
         for m in r["methods"]:
             if m not in names:
@@ -12,14 +11,14 @@ def method_names(results: List[dict]) -> List[str]:
     return names
 
 
-def accuracy(results: List[dict]) -> Dict[str, dict]:
+def accuracy(results: list[dict]) -> dict[str, dict]:
     """method -> {micro, macro, n, subjects: {s: {acc, n}}, categories: {c: {acc, n}}}. A question a method
     could not score (log-likelihood without choice texts) does not count for that method."""
-    out: Dict[str, dict] = {}
+    out: dict[str, dict] = {}
     for m in method_names(results):
         scored = [r for r in results if m in r["methods"]]
-        by_subject: Dict[str, List[bool]] = {}
-        by_category: Dict[str, List[bool]] = {}
+        by_subject: dict[str, list[bool]] = {}
+        by_category: dict[str, list[bool]] = {}
         for r in scored:
             ok = r["methods"][m]["pred"] == r["gold"]
             by_subject.setdefault(r["subject"], []).append(ok)

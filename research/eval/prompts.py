@@ -1,8 +1,8 @@
 """Zero- and k-shot prompts in the dataset's language, shortened (shots dropped from the end) until they fit."""
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, List, Sequence
 
 from research.eval.records import Question
 
@@ -23,7 +23,7 @@ def format_question(q: Question, with_answer: bool) -> str:
     parts = [q.passage] if q.passage else []
     parts.append(q.question)
     if q.choices is not None:
-        parts += [f"{label}. {text}" for label, text in zip(q.labels, q.choices)]
+        parts += [f"{label}. {text}" for label, text in zip(q.labels, q.choices, strict=True)]
     text = "\n".join(parts) + "\n" + CUES[lang(q)]
     return text + f"{ANSWER_SEP[lang(q)]}{q.answer}\n\n" if with_answer else text
 
@@ -51,7 +51,7 @@ def build_prompt(q: Question, shots: Sequence[Question], num_tokens: Callable[[s
     """Header + the first `k` shots + the question, for the largest k <= len(shots) whose tokenized length plus
     `answer_room` fits in `max_length`."""
     head, body = header(q), format_question(q, with_answer=False)
-    shot_texts: List[str] = [format_question(s, with_answer=True) for s in shots]
+    shot_texts: list[str] = [format_question(s, with_answer=True) for s in shots]
     for k in range(len(shot_texts), -1, -1):
         text = head + "".join(shot_texts[:k]) + body
         n = num_tokens(text)

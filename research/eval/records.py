@@ -3,7 +3,6 @@
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -15,9 +14,9 @@ class Question:
     subject: str
     question: str
     """The stem (for GAOKAO questions whose options could not be split off: the whole text)."""
-    choices: Optional[List[str]]
+    choices: list[str] | None
     """Choice texts in label order; None when only the letters are known (log-likelihood ranking skips these)."""
-    labels: List[str]
+    labels: list[str]
     """Choice letters, e.g. ["A", "B", "C", "D"]."""
     answer: str
     """Gold letter, one of `labels`."""
@@ -34,7 +33,7 @@ class Question:
 class Rejects:
     """Malformed rows: reported with file and line, skipped, counted, written to rejects.jsonl."""
 
-    rows: List[dict] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
 
     def add(self, dataset: str, file, line: int, reason: str, **extra) -> None:
         self.rows.append({"dataset": dataset, "file": str(file), "line": line, "reason": reason, **extra})
@@ -49,10 +48,13 @@ class Rejects:
 
 
 def make_question(dataset: str, rejects: Rejects, file, line: int, *, id: str, subject: str, question,
-                  choices, answer, language: str, passage: str = "", labels=None) -> Optional[Question]:
+                  choices, answer, language: str, passage: str = "", labels=None) -> Question | None:
     """Validate one row; on a problem record it in `rejects` and return None."""
     if not isinstance(question, str) or not question.strip():
         rejects.add(dataset, file, line, "empty or missing question", id=id)
+        return None
+    if choices is None and not labels:
+        rejects.add(dataset, file, line, "missing choices", id=id)
         return None
     if choices is not None:
         if not isinstance(choices, list) or len(choices) < 2:

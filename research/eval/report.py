@@ -1,7 +1,6 @@
 """Output files: table.md (per method, category and subject) and one bar chart per dataset."""
 
 from pathlib import Path
-from typing import Dict
 
 METHOD_TITLES = {
     "first_token": "first-token", "loglik": "loglik (acc)", "loglik_norm": "loglik/char (acc_norm)",
@@ -13,7 +12,7 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def table(metrics: Dict[str, dict], heldout: Dict[str, dict], notes: Dict[str, dict]) -> str:
+def table(metrics: dict[str, dict], heldout: dict[str, dict], notes: dict[str, dict]) -> str:
     lines = []
     for name, by_method in metrics.items():
         methods = list(by_method)
@@ -48,7 +47,7 @@ def table(metrics: Dict[str, dict], heldout: Dict[str, dict], notes: Dict[str, d
     return "\n".join(lines)
 
 
-def bar_chart(path: Path, name: str, by_method: Dict[str, dict]) -> None:
+def bar_chart(path: Path, name: str, by_method: dict[str, dict]) -> None:
     """Grouped bars: accuracy per category (or per subject when the dataset has no categories) and overall."""
     import matplotlib
 

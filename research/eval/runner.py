@@ -3,19 +3,18 @@
 import logging
 import time
 from pathlib import Path
-from typing import Dict, List
 
 from research.atomic import atomic_dir
 from research.errors import GraftError
-from research.eval import distributed, heldout
+from research.eval import heldout
 from research.eval.datasets import Benchmark, load_benchmark
-from research.eval.inference import Scorer
-from research.eval.methods import score_questions
 from research.eval.metrics import accuracy
 from research.eval.prompts import ANSWER_SEP, build_prompt, lang
 from research.eval.records import Rejects
 from research.eval.report import bar_chart, table
 from research.runinfo import write_json, write_run_files
+
+# torch and transformers are imported only once the inputs are checked, so bad input fails in a second.
 
 log = logging.getLogger("graft.eval")
 
@@ -54,8 +53,11 @@ def answer_room(q, tokenizer, methods, max_new_tokens: int) -> int:
     return room
 
 
-def evaluate_benchmark(bench: Benchmark, scorer: Scorer, ecfg, max_length: int, rank: int, world: int):
+def evaluate_benchmark(bench: Benchmark, scorer, ecfg, max_length: int, rank: int, world: int):
     """Results per question (on rank 0, in the benchmark's order; None elsewhere)."""
+    from research.eval import distributed
+    from research.eval.methods import score_questions
+
     tok = scorer.tokenizer
     mine = distributed.shard(bench.questions, rank, world)
 
@@ -68,7 +70,7 @@ def evaluate_benchmark(bench: Benchmark, scorer: Scorer, ecfg, max_length: int, 
     parts = distributed.gather(local, rank, world)
     if parts is None:
         return None
-    merged: Dict[str, dict] = {}
+    merged: dict[str, dict] = {}
     for part in parts:
         for qid, r in part.items():
             if qid in merged:
@@ -80,7 +82,9 @@ def evaluate_benchmark(bench: Benchmark, scorer: Scorer, ecfg, max_length: int, 
     return [merged[q.id] for q in bench.questions]
 
 
-def evaluate_heldout(scorer: Scorer, ecfg, max_length: int, rank: int, world: int) -> Dict[str, dict]:
+def evaluate_heldout(scorer, ecfg, max_length: int, rank: int, world: int) -> dict[str, dict]:
+    from research.eval import distributed
+
     out = {}
     for language, path in ecfg.heldout_texts.items():
         text = heldout.read_text(path, ecfg.heldout_max_chars, language)
@@ -100,7 +104,7 @@ def run(cfg, raw) -> dict | None:
     for language, path in ecfg.heldout_texts.items():
         heldout.read_text(path, 1, language)
     rejects = Rejects()
-    benches: List[Benchmark] = [
+    benches: list[Benchmark] = [
         load_benchmark(spec, rejects, dev_shots_from_test=ecfg.dev_shots_from_test,
                        limit_per_subject=ecfg.limit_per_subject, seed=ecfg.seed) for spec in ecfg.datasets
     ]
@@ -110,9 +114,13 @@ def run(cfg, raw) -> dict | None:
     for r in rejects.rows:
         log.warning("rejected %s:%s: %s", r["file"], r["line"], r["reason"])
 
+    import torch
+
+    from research.eval import distributed
+    from research.eval.inference import Scorer
+
     rank, world = distributed.setup()
     try:
-        import torch
 
         torch.manual_seed(ecfg.seed)
         model, tokenizer = load_model(ecfg, distributed.device())

@@ -71,8 +71,8 @@ def unchanged_lines(base: spm.SentencePieceProcessor, expanded: spm.SentencePiec
     """
     out = {}
     for lang, lines in texts.items():
-        same = [a == b for a, b in zip(base.encode(lines), expanded.encode(lines))]
-        no_cjk = [s for s, line in zip(same, lines) if not any(is_cjk(c) for c in line)]
+        same = [a == b for a, b in zip(base.encode(lines), expanded.encode(lines), strict=False)]
+        no_cjk = [s for s, line in zip(same, lines, strict=False) if not any(is_cjk(c) for c in line)]
         out[lang] = {"lines": len(lines), "unchanged": sum(same), "lines_without_cjk": len(no_cjk),
                      "unchanged_without_cjk": sum(no_cjk)}
     return out

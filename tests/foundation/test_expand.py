@@ -19,7 +19,7 @@ from tests.conftest import compose, tokenizer_overrides
 def test_exact_size_and_base_untouched(small_tokenizer):
     proto, base = small_tokenizer["proto"], small_tokenizer["base"]
     assert len(proto.pieces) == 33500 == small_tokenizer["report"]["final_size"]
-    for a, b in zip(base.pieces, proto.pieces[:32000]):
+    for a, b in zip(base.pieces, proto.pieces[:32000], strict=False):
         assert (a.piece, a.score, a.type) == (b.piece, b.score, b.type)
     assert proto.trainer_spec.vocab_size == 33500
 
@@ -27,7 +27,7 @@ def test_exact_size_and_base_untouched(small_tokenizer):
 def test_new_scores_distinct_decreasing_below_base(small_tokenizer):
     new = [p.score for p in small_tokenizer["proto"].pieces[32000:]]
     assert new[0] == -31741.0
-    assert all(b == a - 1.0 for a, b in zip(new, new[1:]))
+    assert all(b == a - 1.0 for a, b in zip(new, new[1:], strict=False))
     assert len({p.piece for p in small_tokenizer["proto"].pieces}) == 33500
 
 

@@ -4,22 +4,21 @@ and a shot pool."""
 import random
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Dict, List
 
 from research.errors import GraftError
 from research.eval.datasets import agieval, ceval, cmmlu, gaokao, generic, mmlu
 from research.eval.datasets.base import Collector
 from research.eval.records import Question, Rejects
 
-DATASETS: Dict[str, ModuleType] = {m.NAME: m for m in (mmlu, cmmlu, ceval, agieval, gaokao, generic)}
+DATASETS: dict[str, ModuleType] = {m.NAME: m for m in (mmlu, cmmlu, ceval, agieval, gaokao, generic)}
 
 
 @dataclass
 class Benchmark:
     name: str
-    questions: List[Question]
+    questions: list[Question]
     """Scored questions, grouped by subject in file order."""
-    dev: Dict[str, List[Question]]
+    dev: dict[str, list[Question]]
     """Shot pool per subject."""
     split: str
     notes: dict = field(default_factory=dict)
@@ -51,7 +50,7 @@ def load_benchmark(spec, rejects: Rejects, *, dev_shots_from_test: int = 5, limi
     for q in (q for qs in collector.splits.values() for q in qs):
         q.category = q.category or module.category(q.subject)
 
-    by_subject: Dict[str, List[Question]] = {}
+    by_subject: dict[str, list[Question]] = {}
     for q in scored:
         by_subject.setdefault(q.subject, []).append(q)
     if spec.subjects:
@@ -60,7 +59,7 @@ def load_benchmark(spec, rejects: Rejects, *, dev_shots_from_test: int = 5, limi
             raise GraftError(f"eval.datasets[{spec.name}].subjects: unknown {unknown}; known: {', '.join(sorted(by_subject))}")
         by_subject = {s: by_subject[s] for s in spec.subjects}
 
-    dev: Dict[str, List[Question]] = {}
+    dev: dict[str, list[Question]] = {}
     for q in collector.splits.get("dev", []) if split != "dev" else []:
         dev.setdefault(q.subject, []).append(q)
     notes = {"rejected": rejects.count(spec.name), "dev_from_test": 0}

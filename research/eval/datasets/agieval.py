@@ -2,7 +2,6 @@
 ["(A)...", ...], label}. Cloze tasks (no options) and multi-answer questions are rejected with a reason."""
 
 import re
-from typing import Optional
 
 from research.eval.datasets.base import Collector, existing, files_in, read_jsonl
 
@@ -17,7 +16,7 @@ def language(task: str, text: str) -> str:
     return "zh" if task.startswith(CHINESE_TASKS) or CJK.search(text) else "en"
 
 
-def load(path: Optional[str], c: Collector) -> None:
+def load(path: str | None, c: Collector) -> None:
     for file in files_in(existing(path, NAME), (".jsonl",), NAME):
         task = file.stem
         for n, row in read_jsonl(file, c):

@@ -3,8 +3,8 @@ that report malformed rows with file and line instead of failing."""
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Optional
 
 from research.errors import GraftError
 from research.eval.records import Question, Rejects, make_question
@@ -15,10 +15,10 @@ class Collector:
 
     def __init__(self, dataset: str, rejects: Rejects):
         self.dataset, self.rejects = dataset, rejects
-        self.splits: dict[str, List[Question]] = {}
+        self.splits: dict[str, list[Question]] = {}
         self._seen: dict[str, str] = {}
 
-    def add(self, split: str, file, line: int, **fields) -> Optional[Question]:
+    def add(self, split: str, file, line: int, **fields) -> Question | None:
         q = make_question(self.dataset, self.rejects, file, line, **fields)
         if q is None:
             return None
@@ -34,16 +34,17 @@ class Collector:
         self.rejects.add(self.dataset, file, line, reason, **extra)
 
 
-def existing(path: Optional[str], dataset: str) -> Path:
+def existing(path: str | None, dataset: str) -> Path:
     if not path:
-        raise GraftError(f"eval.datasets[{dataset}].path is required: point it at the dataset's released files")
+        raise GraftError(f"eval.datasets[{dataset}].path is required: point it at the dataset's released files "
+                         "(only mmlu has a packaged copy)")
     p = Path(path).expanduser()
     if not p.exists():
         raise GraftError(f"eval.datasets[{dataset}].path={str(p)!r}: not found")
     return p
 
 
-def files_in(path: Path, suffixes: tuple, dataset: str) -> List[Path]:
+def files_in(path: Path, suffixes: tuple, dataset: str) -> list[Path]:
     """A single file, or the files with these suffixes in a folder (sorted, so runs are deterministic)."""
     if path.is_file():
         return [path]
@@ -53,7 +54,7 @@ def files_in(path: Path, suffixes: tuple, dataset: str) -> List[Path]:
     return files
 
 
-def read_csv(file: Path, collector: Collector) -> Iterator[tuple[int, List[str]]]:
+def read_csv(file: Path, collector: Collector) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) of each row; an undecodable file is rejected whole."""
     try:
         with open(file, encoding="utf-8-sig", newline="") as f:

@@ -1,6 +1,5 @@
 """CMMLU in its released layout: dev/ and test/ folders of `{subject}.csv` with header `,Question,A,B,C,D,Answer`."""
 
-from typing import Optional
 
 from research.eval.datasets.base import Collector, existing, files_in, read_csv, split_folders
 
@@ -10,7 +9,7 @@ DEFAULT_SPLIT = "test"
 HEADER = ["", "Question", "A", "B", "C", "D", "Answer"]
 
 
-def load(path: Optional[str], c: Collector) -> None:
+def load(path: str | None, c: Collector) -> None:
     for split, folder in split_folders(existing(path, NAME), NAME, ("dev", "test")).items():
         for file in files_in(folder, (".csv",), NAME):
             subject = file.stem

@@ -6,7 +6,6 @@ the whole text is the question and only the letters are scored (log-likelihood r
 import json
 import re
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 from research.eval.datasets.base import Collector, existing, files_in
 
@@ -16,7 +15,7 @@ DEFAULT_SPLIT = "test"
 MARKER = re.compile(r"(?:^|(?<=\s)|(?<=[（(）)。？?：:]))([A-G])\s*[\.．、:：]")
 
 
-def split_options(text: str) -> Tuple[str, Optional[List[str]]]:
+def split_options(text: str) -> tuple[str, list[str] | None]:
     """(stem, choice texts) when markers A, B, C, ... appear in order; (text, None) otherwise."""
     marks = list(MARKER.finditer(text))
     for i, m in enumerate(marks):
@@ -28,7 +27,7 @@ def split_options(text: str) -> Tuple[str, Optional[List[str]]]:
                 seq.append(nxt)
         if len(seq) >= 2:
             ends = [s.start() for s in seq[1:]] + [len(text)]
-            choices = [text[s.end():e].strip() for s, e in zip(seq, ends)]
+            choices = [text[s.end():e].strip() for s, e in zip(seq, ends, strict=True)]
             if all(choices):
                 return text[: m.start()].strip(), choices
     return text, None
@@ -39,7 +38,7 @@ def subject_of(keywords: str, file: Path) -> str:
     return re.sub(r"^\d{4}-\d{4}_", "", s).removesuffix("_MCQs")
 
 
-def load(path: Optional[str], c: Collector) -> None:
+def load(path: str | None, c: Collector) -> None:
     for file in files_in(existing(path, NAME), (".json",), NAME):
         try:
             doc = json.loads(file.read_text(encoding="utf-8"))

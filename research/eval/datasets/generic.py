@@ -4,7 +4,6 @@ answer, subject[, split, language, category]. Rows with split "dev" are the shot
 
 import json
 from pathlib import Path
-from typing import Optional
 
 from research.eval.datasets.base import Collector, existing, files_in, read_csv, read_jsonl
 from research.eval.records import LETTERS
@@ -37,7 +36,7 @@ def _add(c: Collector, file: Path, n: int, r: dict) -> None:
         q.category = str(r["category"])
 
 
-def load(path: Optional[str], c: Collector) -> None:
+def load(path: str | None, c: Collector) -> None:
     for file in files_in(existing(path, NAME), (".jsonl", ".csv"), NAME):
         if file.suffix == ".jsonl":
             for n, row in read_jsonl(file, c):
@@ -51,7 +50,7 @@ def load(path: Optional[str], c: Collector) -> None:
             if len(row) != len(header):
                 c.reject(file, n, f"expected {len(header)} columns, got {len(row)}")
                 continue
-            _add(c, file, n, dict(zip(header, row)))
+            _add(c, file, n, dict(zip(header, row, strict=True)))
 
 
 def category(subject: str) -> str:

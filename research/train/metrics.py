@@ -1,0 +1,78 @@
+"""Throughput and utilisation figures, and where metrics go: metrics.jsonl beside the run, and W&B.
+
+MFU = achieved model FLOP/s / (peak FLOP/s per device x devices), with model FLOPs per token
+    6 * N + 12 * n_layers * hidden * seq_len
+(PaLM, appendix B): 6N for the forward and backward matmuls over N non-embedding-lookup parameters, plus the
+attention scores and values (QK^T and AV, forward and backward) at full sequence length. Recomputation from
+gradient checkpointing is not counted, so MFU stays comparable across that switch.
+"""
+
+import json
+import resource
+import sys
+from pathlib import Path
+
+import torch
+
+# Dense bf16 peak FLOP/s per GPU (vendor data sheets, without sparsity).
+PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "A800": 312e12, "H800": 989e12, "L40S": 362e12,
+              "A10": 125e12, "V100": 125e12, "4090": 165e12}
+
+
+def peak_flops(configured: float) -> float | None:
+    if configured > 0:
+        return configured
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        for key, value in PEAK_FLOPS.items():
+            if key in name:
+                return value
+    return None
+
+
+def flops_per_token(model_config, num_params: int, seq_len: int) -> float:
+    embedding = model_config.vocab_size * model_config.hidden_size  # a lookup, not a matmul
+    return 6 * (num_params - embedding) + 12 * model_config.num_hidden_layers * model_config.hidden_size * seq_len
+
+
+def peak_memory_gb() -> float:
+    """Peak GPU memory allocated by this process, or on CPU its peak resident set size."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**30 if sys.platform == "darwin" else rss / 2**20
+
+
+class MetricsLog:
+    """Rank 0 appends one JSON object per logged step to metrics.jsonl and sends it to W&B."""
+
+    def __init__(self, path: Path, resume_step: int, enabled: bool, cfg=None, raw=None):
+        self.path, self.enabled, self.run = path, enabled, None
+        if not enabled:
+            return
+        # After a resume, drop the records of steps that will be run again, so the file tells one history.
+        if path.exists():
+            keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        if cfg is not None:
+            from research import tracking
+
+            self.run = tracking.init_run(cfg, raw, job_type="train", dir=path.parent)
+
+    def log(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.run is not None:
+            from research import tracking
+
+            tracking.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=record["step"])
+
+    def finish(self, summary: dict) -> None:
+        if self.run is not None:
+            from research import tracking
+
+            tracking.summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+            tracking.finish()

@@ -1,0 +1,131 @@
+"""Colossal-AI Booster plugins, one builder per `plugin` config choice (add one: a function here + a YAML file)."""
+
+from collections.abc import Callable
+
+import torch
+
+from research.config.plugin import PluginConfig
+from research.config.train import TrainConfig
+from research.errors import GraftError
+
+Builder = Callable[[PluginConfig, TrainConfig, bool], object]
+PLUGINS: dict[str, Builder] = {}
+
+
+def register(name: str):
+    def deco(fn: Builder) -> Builder:
+        PLUGINS[name] = fn
+        return fn
+
+    return deco
+
+
+@register("ddp")
+def ddp(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+    from colossalai.booster.plugin import TorchDDPPlugin
+
+    return TorchDDPPlugin(find_unused_parameters=p.get("find_unused_parameters", needs_unused),
+                          broadcast_buffers=p.get("broadcast_buffers", True), bucket_cap_mb=p.get("bucket_cap_mb", 25))
+
+
+def _zero(p: PluginConfig, t: TrainConfig, cpu_offload: bool):
+    from colossalai.booster.plugin import LowLevelZeroPlugin
+
+    # Overlapping reductions needs a second CUDA stream; on CPU there is one stream, so it is off there.
+    overlap = p.get("overlap_communication", True) and torch.cuda.is_available()
+    return LowLevelZeroPlugin(stage=p.get("stage", 2), precision=t.precision, max_norm=t.grad_clip,
+                              reduce_bucket_size_in_m=p.get("reduce_bucket_size_in_m", 12),
+                              overlap_communication=overlap, cpu_offload=p.get("cpu_offload", cpu_offload))
+
+
+@register("zero2")
+def zero2(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+    return _zero(p, t, cpu_offload=False)
+
+
+@register("zero2_cpu")
+def zero2_cpu(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+    return _zero(p, t, cpu_offload=True)
+
+
+def _gemini(p: PluginConfig, t: TrainConfig, placement: str):
+    if not torch.cuda.is_available():
+        raise GraftError(f"plugin={p.name}: Gemini needs a CUDA GPU (its chunk manager and HybridAdam are GPU-only); "
+                         "use plugin=ddp, zero2 or hybrid on CPU")
+    from colossalai.booster.plugin import GeminiPlugin
+
+    kw = {}
+    if p.placement_policy == "static" or placement == "static":
+        kw = {"offload_optim_frac": p.get("offload_optim_frac", 0.0),
+              "offload_param_frac": p.get("offload_param_frac", 0.0)}
+    return GeminiPlugin(placement_policy=p.get("placement_policy", placement), precision=t.precision,
+                        max_norm=t.grad_clip, enable_flash_attention=p.get("enable_flash_attention", False), **kw)
+
+
+@register("gemini")
+def gemini(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+    return _gemini(p, t, "static")
+
+
+@register("gemini_auto")
+def gemini_auto(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+    return _gemini(p, t, "auto")
+
+
+@register("hybrid")
+def hybrid(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+    from colossalai.booster.plugin import HybridParallelPlugin
+
+    if p.get("pp_size", 1) > 1:
+        raise GraftError(f"plugin.pp_size={p.pp_size}: pipeline parallelism is not supported by this trainer yet "
+                         "(use tp_size / sp_size / zero_stage)")
+    sp_size = p.get("sp_size", 1)
+    kw = {}
+    if sp_size > 1 or p.sp_mode is not None:
+        kw = {"enable_sequence_parallelism": True, "sequence_parallelism_mode": p.get("sp_mode", "all_to_all")}
+    return HybridParallelPlugin(
+        tp_size=p.get("tp_size", 1), pp_size=1, sp_size=sp_size, zero_stage=p.get("zero_stage", 0),
+        precision=t.precision, max_norm=t.grad_clip, microbatch_size=p.get("microbatch_size", 1),
+        enable_flash_attention=p.get("enable_flash_attention", False),
+        # The trainer computes per-token (and per-category) losses, which needs the full logits on every rank.
+        parallel_output=p.get("parallel_output", False),
+        make_vocab_size_divisible_by=p.get("make_vocab_size_divisible_by", 64),
+        cpu_offload=p.get("cpu_offload", False),
+        overlap_communication=p.get("overlap_communication", True) and torch.cuda.is_available(),
+        find_unused_parameters=p.get("find_unused_parameters", needs_unused), **kw)
+
+
+def check_plugin(p: PluginConfig, world_size: int, vocab_size: int, fused_ce: bool) -> None:
+    """Config errors that need the world size or the model; raised before any plugin is built."""
+    if p.name.startswith("gemini") and not torch.cuda.is_available():
+        raise GraftError(f"plugin={p.name}: Gemini needs a CUDA GPU (its chunk manager and HybridAdam are GPU-only); "
+                         "use plugin=ddp, zero2 or hybrid on CPU")
+    if p.name != "hybrid":
+        return
+    tp, sp = p.get("tp_size", 1), p.get("sp_size", 1)
+    if world_size % (tp * p.get("pp_size", 1) * sp):
+        raise GraftError(f"plugin.tp_size={tp} x pp_size={p.get('pp_size', 1)} x sp_size={sp} must divide the "
+                         f"world size {world_size}")
+    mult = p.get("make_vocab_size_divisible_by", 64) * tp
+    if tp > 1 and vocab_size % mult:
+        raise GraftError(f"model vocab_size={vocab_size} must be a multiple of {mult} (make_vocab_size_divisible_by x "
+                         f"tp_size) for tensor-parallel checkpoints; expand with tokenizer.pad_to_multiple_of={mult}")
+    if tp > 1 and fused_ce:
+        raise GraftError("model.fused_ce=true with plugin.tp_size>1: the fused loss needs the whole lm_head "
+                         "(use ddp or zero2, or fused_ce=false)")
+
+
+def build_plugin(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+    if p.name not in PLUGINS:
+        raise GraftError(f"plugin={p.name!r}: unknown (known: {', '.join(PLUGINS)})")
+    return PLUGINS[p.name](p, t, needs_unused)
+
+
+def data_parallel(plugin) -> tuple:
+    """(size, rank) of this process's data-parallel group: the ranks that read different packs."""
+    import torch.distributed as dist
+
+    group = getattr(plugin, "dp_group", None)
+    if group is None:
+        return dist.get_world_size(), dist.get_rank()
+    return dist.get_world_size(group), dist.get_rank(group)

@@ -1,0 +1,70 @@
+import pytest
+
+from research.config.data import CleanConfig, InputConfig
+from research.data.clean import (
+    check_record,
+    clean,
+    detect_lang,
+    dup_ngram_fraction,
+    expected_langs,
+    normalize,
+)
+from research.data.records import Record, Rejects
+
+ZH = "中国人民银行今天宣布，从下月起下调金融机构人民币存款准备金率，以保持流动性合理充裕。"
+EN = "The committee met on Tuesday to discuss the budget for the coming year and approved it."
+
+
+def _rec(target, source="", cat="c"):
+    return Record("f", 1, cat, source, target)
+
+
+@pytest.mark.parametrize("text,lang,reason", [
+    ("   ", "zh", "empty_target"),
+    ("好评", "zh", "too_short"),
+    (ZH[:20] + "\x07" + ZH, "zh", "control_chars"),
+    (ZH + "\ufffd", "zh", "replacement_char"),
+    (ZH.encode("utf-8").decode("cp1252", errors="ignore"), "zh", "mojibake"),
+    (EN, "zh", "wrong_language"),
+    (ZH, "en", "wrong_language"),
+    (ZH[:30] + " " + EN[:40], "zh", "mixed_language"),
+    ("★★★★★$$$$$#####@@@@@~~~~~" * 3 + "好", "zh", "symbol_ratio"),
+    ("电话 13800138000 13900139000 13700137000 号码", "zh", "digit_ratio"),
+    ("首页 | 新闻 | 体育 | 娱乐 | 财经 | 登录", "zh", "menu_boilerplate"),
+    ("点击这里订阅我们的新闻\n" * 6 + ZH, "zh", "repeated_lines"),
+    ("好好学习天天向上" * 10, "zh", "repeated_ngrams"),
+    ("1234567890 .,;", "zh", "no_letters"),
+])
+def test_each_check_has_its_reason(text, lang, reason):
+    assert check_record(_rec(text), lang, CleanConfig())[0] == reason
+
+
+def test_good_text_passes_and_is_normalised():
+    r = _rec("１９９８年，" + ZH)
+    assert check_record(r, "zh", CleanConfig(normalization="NFKC")) == (None, None)
+    assert r.target.startswith("1998年,")  # NFKC folds full-width digits and punctuation
+    for form in ("NFC", "none"):
+        r = _rec("１９９８年，" + ZH)
+        check_record(r, "zh", CleanConfig(normalization=form))
+        assert r.target.startswith("１９９８年，")
+    assert normalize("ｅ", "NFC") == "ｅ" and normalize("ｅ", "NFKC") == "e" and normalize("e\u0301", "NFC") == "é"
+    assert check_record(_rec(EN), "en", CleanConfig()) == (None, None)
+    assert check_record(_rec(EN + ZH), "any", CleanConfig())[0] is None
+
+
+def test_lang_and_repetition_helpers():
+    assert detect_lang(ZH, 0.6) == "zh" and detect_lang(EN, 0.6) == "en"
+    assert detect_lang(ZH[:30] + EN[:40], 0.6) == "mixed" and detect_lang("123", 0.6) == "none"
+    assert dup_ngram_fraction("abcdefghij" * 5, 10) == pytest.approx(1 - 10 / 41) and dup_ngram_fraction(ZH, 10) == 0.0
+    assert expected_langs([InputConfig(path="a", category="x", lang="zh"),
+                           InputConfig(path="b", category="x", lang="en")]) == {"x": "any"}
+
+
+def test_counts_add_up():
+    recs = [_rec(ZH), _rec("好"), _rec(EN, cat="e"), _rec(ZH, cat="e")]
+    rejects = Rejects()
+    kept, stats = clean(recs, {"c": "zh", "e": "en"}, CleanConfig(), rejects, progress=False)
+    assert [r.target for r in kept] == [ZH, EN]
+    assert stats["in"] == stats["kept"] + stats["rejected"] == 4
+    assert stats["reasons"] == {"too_short": 1, "wrong_language": 1}
+    assert [(r["step"], r["reason"]) for r in rejects.rows] == [("clean", "too_short"), ("clean", "wrong_language")]

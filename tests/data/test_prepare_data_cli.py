@@ -1,0 +1,133 @@
+"""End to end: `python -m research.prepare_data` on a small demo corpus, twice, and on bad input."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from research.atomic import atomic_dir
+from research.config import to_object
+from research.data import buckets as bk
+from research.data.demo_corpus import build_demo_corpus
+from research.data.pipeline import prepare
+from research.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERRIDES = ["buckets=five", "data.max_length=512", "data.num_workers=2"]
+
+
+def _run(run_root, tokenizer_dir, *extra):
+    cmd = [sys.executable, "-m", "research.prepare_data", f"run_root={run_root}",
+           f"paths.tokenizer={tokenizer_dir}", *OVERRIDES, *extra]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _hashes(out: Path) -> dict:
+    return {str(f.relative_to(out)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(out.rglob("*")) if f.is_file() and f.name != "summary.json"}
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    build_demo_corpus(root / "inputs" / "corpus", seed=7, num_reviews=300, num_wiki=60, num_news=60)
+    return root
+
+
+@pytest.mark.slow
+def test_cli_end_to_end_is_deterministic_and_meets_the_contract(run_root, tokenizer_dir):
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    r = _run(run_root, tokenizer_dir)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = run_root / "data"
+    first = _hashes(out)
+    r = _run(run_root, tokenizer_dir)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _hashes(out) == first  # byte-identical, manifest and Arrow files included
+
+    m = json.loads((out / "manifest.json").read_text())
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    assert m["max_length"] == 512 and m["pad_token_id"] == tok.pad_token_id != tok.eos_token_id
+    assert m["num_buckets"] == len(m["buckets"]) == 5
+    assert m["categories"] == ["en_wiki", "zh_news", "zh_reviews"]
+    rejects = (out / "rejects.jsonl").read_text().splitlines()
+    assert m["records"]["in"] == m["records"]["kept"] + m["records"]["rejected"] and len(rejects) == m["records"]["rejected"]
+    steps = m["steps"]
+    assert steps["clean"]["reasons"]["mojibake"] > 0 and steps["read"]["rejected"] > 0
+    assert steps["dedup"]["exact_removed"] > 0 and steps["dedup"]["near_removed"] > 0
+    assert m["hashes"]["outputs"]["rejects.jsonl"] == first["rejects.jsonl"]
+    total = 0
+    for b in m["buckets"]:
+        ds = load_from_disk(str(out / b["path"]))
+        assert len(ds) == b["num_packs"] > 0
+        assert set(b["tokens_per_category"]) == set(m["categories"])  # every bucket has every category
+        for row in ds:
+            n = row["num_tokens"]
+            assert len(row["input_ids"]) == len(row["labels"]) == 512
+            assert sum(row["doc_lens"]) == n and len(row["doc_categories"]) == len(row["doc_lens"])
+            assert all(t == m["pad_token_id"] for t in row["input_ids"][n:])
+            assert all(x == -100 for x in row["labels"][n:])
+            # each document starts with BOS, whose label is -100
+            pos = 0
+            for dl in row["doc_lens"]:
+                if row["input_ids"][pos] == tok.bos_token_id:
+                    assert row["labels"][pos] == -100
+                pos += dl
+            total += n
+    assert total == steps["pack"]["real_tokens"]
+    assert steps["pack"]["packing_efficiency"] > 0.95
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["records_in"] == m["records"]["in"] and "timings_s" in summary
+
+
+@pytest.mark.slow
+def test_cli_bad_input_is_one_line_and_exit_2(run_root, tokenizer_dir, tmp_path):
+    r = _run(tmp_path, tokenizer_dir, f"paths.inputs={tmp_path}/nowhere")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: data.inputs[0].path=") and "no such file or folder" in lines[-1]
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("prepare_data", overrides=overrides)
+
+
+def test_bad_config_values_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.inputs\[2\].weight=-1.0: must be >= 0"):
+        to_object(_compose([f"run_root={tmp_path}", "data.inputs.2.weight=-1"]))
+    with pytest.raises(ConfigError, match="data.clean.normalization='NFD'"):
+        to_object(_compose([f"run_root={tmp_path}", "data.clean.normalization=NFD"]))
+
+
+@pytest.mark.parametrize("data", ["demo", "zh_only"])
+@pytest.mark.parametrize("buckets", ["default", "one", "five", "twenty"])
+def test_every_config_composes(data, buckets, tmp_path):
+    cfg = to_object(_compose([f"run_root={tmp_path}", f"data={data}", f"buckets={buckets}"]))
+    assert cfg.out_dir == f"{tmp_path}/data" and cfg.data.inputs
+
+
+def test_interrupted_run_leaves_no_output(run_root, tokenizer_dir, tmp_path, monkeypatch):
+    raw = _compose([f"run_root={run_root}", f"paths.tokenizer={tokenizer_dir}", f"out_dir={tmp_path}/out",
+                    *OVERRIDES, "data.num_workers=1"])
+    cfg = to_object(raw)
+    calls = []
+
+    def boom(p, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(bk, "save_bucket", boom)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(cfg.out_dir) as tmp:
+            prepare(cfg, raw, Path(tmp), cfg.paths.tokenizer, progress=False)
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []

@@ -1,0 +1,39 @@
+"""Helpers shared by the train tests: a tiny model, a free port, a CLI launcher."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VOCAB, MAX_LEN = 256, 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_model(path: Path, vocab: int = VOCAB, seed: int = 0) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128)
+    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def launch(overrides: list, nproc: int = 1, env: dict | None = None, timeout: int = 240):
+    """Run `python -m research.train` (under torchrun when nproc > 1); return the CompletedProcess."""
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_port", str(free_port()), "-m", "research.train"]
+    else:
+        cmd = [sys.executable, "-m", "research.train"]
+    full_env = {**{k: v for k, v in os.environ.items() if k != "GRAFT_FAULT"}, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **(env or {})}
+    return subprocess.run(cmd + ["logger=none", *overrides], cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
