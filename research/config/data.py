@@ -13,6 +13,7 @@ LANGS = ("zh", "en", "any")
 NORMALIZATIONS = ("NFKC", "NFC", "none")
 MINHASH_IMPLS = ("numpy", "datasketch")
 SCORE_MODES = ("none", "threshold", "top_fraction")
+TOKENIZE_BACKENDS = ("auto", "sentencepiece", "hf")
 
 
 @dataclass
@@ -88,8 +89,11 @@ class ScoreConfig:
 
 @dataclass
 class TokenizeConfig:
-    batch_size: int = 256
-    """Documents per task sent to a worker process."""
+    backend: str = "auto"
+    """auto (SentencePiece's C++ encoder when the folder's tokenizer.model gives the HF tokenizer's ids on a
+    sample of the corpus, else the HF fast tokenizer) | sentencepiece (required: stop if it cannot be used) | hf."""
+    batch_size: int = 1024
+    """Documents per encode call (and per task sent to a worker process on the hf backend)."""
     add_bos: bool = True
     add_eos: bool = True
 
@@ -98,6 +102,9 @@ class TokenizeConfig:
 class PackConfig:
     shuffle: bool = True
     """Shuffle packs within each bucket (seeded by buckets.seed)."""
+    carry_over: bool = True
+    """Move the chunks of each bucket's least-filled pack (fewer than max_length tokens) into the next bucket, so
+    only the last bucket ends with a partly empty pack; false keeps buckets exactly bin-aligned (more padding)."""
 
 
 @dataclass
@@ -112,7 +119,7 @@ class DataConfig:
     max_length: int = 4096
     """Tokens per pack; longer documents are split into chunks (never cut off)."""
     num_workers: int = 2
-    """Processes for tokenization (1 = in-process)."""
+    """Tokenization parallelism: SentencePiece threads, or processes on the hf backend (1 = in-process)."""
 
     @property
     def weights(self) -> dict[str, float]:
@@ -151,6 +158,8 @@ class DataConfig:
         check(0.0 < s.top_fraction <= 1.0, "data.score.top_fraction", s.top_fraction, "must be in (0, 1]")
         for name, w in s.signals.items():
             check(w >= 0, f"data.score.signals.{name}", w, "must be >= 0")
+        check(self.tokenize.backend in TOKENIZE_BACKENDS, "data.tokenize.backend", self.tokenize.backend,
+              f"must be one of {TOKENIZE_BACKENDS}")
         check(self.tokenize.batch_size > 0, "data.tokenize.batch_size", self.tokenize.batch_size, "must be positive")
         check(self.max_length >= 16, "data.max_length", self.max_length, "must be >= 16")
         check(self.num_workers > 0, "data.num_workers", self.num_workers, "must be positive")

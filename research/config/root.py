@@ -8,6 +8,7 @@ from research.config.eval import EvalConfig
 from research.config.init import InitConfig
 from research.config.logger import LoggerConfig
 from research.config.model import ModelConfig
+from research.config.pipeline import PipelineConfig
 from research.config.plugin import PluginConfig
 from research.config.schedule import ScheduleConfig
 from research.config.tokenizer import TokenizerConfig
@@ -71,3 +72,4 @@ class GraftConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     demo: DemoInputsConfig = field(default_factory=DemoInputsConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
