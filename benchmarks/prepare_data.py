@@ -111,6 +111,22 @@ def run_reference(records, tokenizer: Path, workers: int, max_length: int, work:
             "efficiency": packed / (len(blocks) * max_length) if blocks else 0.0}
 
 
+def run_tokenize_backends(records, tokenizer: Path, workers: int) -> list:
+    """The tokenize step alone on the kept records, with each backend (same ids: tests/data/test_tokenize.py)."""
+    from research.config.data import TokenizeConfig
+    from research.data.tokenize import load_tokenizer, special_ids, tokenize
+
+    tok = load_tokenizer(str(tokenizer))
+    special = special_ids(tok, TokenizeConfig(), str(tokenizer))
+    rows = []
+    for backend in ("sentencepiece", "hf"):
+        t0 = time.perf_counter()
+        _, stats = tokenize(records, str(tokenizer), special, TokenizeConfig(backend=backend), workers,
+                            progress=False, tok=tok)
+        rows.append((f"tokenize only: {backend}", stats["tokens"], time.perf_counter() - t0))
+    return rows
+
+
 def run_minhash(records) -> list:
     from research.config.data import DedupConfig
     from research.data.dedup import near_clusters_datasketch, near_clusters_numpy
@@ -138,12 +154,14 @@ def main():
 
     from research.data.demo_corpus import build_demo_corpus
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         tokenizer = build_tokenizer(work / "tokenizer")
         build_demo_corpus(work / "inputs" / "corpus", args.seed)
         summary, manifest, kept, wall = run_ours(work, tokenizer, args.workers, args.max_length)
         ref = run_reference(kept["records"], tokenizer, args.workers, args.max_length, work)
+        tok_rows = run_tokenize_backends(kept["records"], tokenizer, args.workers)
         # on the dedup step's own input (cleaned records), exact duplicates included
         mh = run_minhash(kept["dedup_in"])
 
@@ -157,10 +175,13 @@ def main():
     ] + [(f"graft: step {k}", tokens, v, None, None) for k, v in t.items()] + [
         ("reference: map + greedy concat + write", ref["tokens"], ref["seconds"], ref["efficiency"],
          ref["lost_tokens"]),
-    ]
+    ] + [(name, n, s, None, None) for name, n, s in tok_rows]
     speedup = (tokens / same_work) / (ref["tokens"] / ref["seconds"])
     print(f"\ncorpus: {manifest['records']['in']} records in, {manifest['records']['kept']} kept, {tokens} tokens; "
-          f"workers={args.workers}, max_length={args.max_length}, cpus={os.cpu_count()}")
+          f"workers={args.workers}, max_length={args.max_length}, cpus={os.cpu_count()}, "
+          f"load average before/after {load_before:.1f}/{os.getloadavg()[0]:.1f}, "
+          f"tokenizer backend {manifest['steps']['tokenize']['backend']}, "
+          f"carried {pack['carried_tokens']} tokens ({pack['carried_chunks']} chunks) to the next bucket")
     print(f"{'what':44s} {'tokens':>10s} {'seconds':>8s} {'tokens/s':>10s} {'pack eff.':>9s} {'lost tok.':>9s}")
     for name, n, s, eff, lost in rows:
         print(f"{name:44s} {n:10d} {s:8.2f} {n / max(s, 1e-9):10.0f} "
@@ -170,9 +191,9 @@ def main():
     for r in mh:
         print(f"{r['impl']:12s} {r['docs']:6d} {r['seconds']:8.2f} {r['docs'] / r['seconds']:8.0f} {r['near_dups']:9d}")
 
-    versions = {k: importlib.metadata.version(k) for k in ("transformers", "tokenizers", "datasets", "datasketch",
-                                                             "numpy")}
-    device = f"cpu x{os.cpu_count()} ({platform.machine()})"
+    versions = {k: importlib.metadata.version(k) for k in ("transformers", "tokenizers", "sentencepiece", "datasets",
+                                                             "datasketch", "numpy")}
+    device = f"cpu x{os.cpu_count()} ({platform.machine()}), load {load_before:.1f}"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists()

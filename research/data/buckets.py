@@ -4,8 +4,9 @@ Each category's documents are shuffled with a seed derived from (buckets.seed, c
 `num_bins` bins of nearly equal token counts (cut points on the cumulative token count). Bucket k holds bin k of
 every category, so every bucket has every category in proportion. The mix weight of a category then repeats
 (integer part) and subsamples (fractional part, a seeded subset) each of its bins. Packing happens per bucket:
-bucket k's packs hold exactly the documents of bins k, nothing else, and mixing categories in one packing
-problem leaves less padding than packing each (bin, category) alone.
+bucket k's packs hold the documents of bins k (mixing categories in one packing problem leaves less padding than
+packing each (bin, category) alone), except that with `data.pack.carry_over` the chunks of its least-filled pack
+move on to bucket k+1 (research/data/pack.py).
 """
 
 import zlib

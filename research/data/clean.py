@@ -10,26 +10,27 @@ import unicodedata
 from tqdm import tqdm
 
 from research.config.data import CleanConfig, InputConfig
+from research.data import charclass as cc
 from research.data.records import Record, Rejects
 
 STEP = "clean"
 
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
-LATIN = re.compile(r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]")
-LETTER = re.compile(r"[^\W\d_]")
-DIGIT = re.compile(r"\d")
-SPACE = re.compile(r"\s")
-# Ordinary prose punctuation (ASCII and CJK): not counted as symbols, so only decoration and spam are.
-PUNCT = re.compile(r"[,.!?;:'\"()\[\]\-\u2014\u2013\u2026\u00b7\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a"
-                   r"\u201c\u201d\u2018\u2019\uff08\uff09\u300a\u300b\u3008\u3009\u300c\u300d\u300e\u300f"
-                   r"\u3010\u3011/%]")
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+HAN = re.compile(cc.PATTERNS[cc.HAN])
+LATIN = re.compile(cc.PATTERNS[cc.LATIN])
+LETTER = re.compile(cc.PATTERNS[cc.LETTER])
+DIGIT = re.compile(cc.PATTERNS[cc.DIGIT])
+SPACE = re.compile(cc.PATTERNS[cc.SPACE])
+PUNCT = re.compile(cc.PATTERNS[cc.PUNCT])
+CONTROL = re.compile(cc.PATTERNS[cc.CONTROL])
 # UTF-8 bytes read as Latin-1/cp1252: a lead byte (Â..ï) followed by a continuation byte's character.
 MOJIBAKE = re.compile("[\u00c2-\u00ef][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6"
                       "\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
 MOJIBAKE_MIN_HITS = 3
 # Navigation menus and footers: short items joined by separators ("首页 | 新闻 | 体育", "Home > News").
 MENU_SEP = re.compile(r"\s[|｜>»/·]\s|[|｜]")
+BATCH = 2048
+# reasons decided before normalisation: their rejects log the text as read
+RAW_REASONS = ("empty_target", "control_chars", "replacement_char", "lone_surrogate")
 
 
 def normalize(text: str, form: str) -> str:
@@ -75,28 +76,57 @@ def dup_ngram_fraction(text: str, n: int) -> float:
 
 def check_record(rec: Record, lang: str, cfg: CleanConfig) -> tuple[str | None, str | None]:
     """Normalise rec in place; return (reason, detail) for a reject, or (None, None) to keep it."""
+    return check_batch([rec], [lang], cfg)[0]
+
+
+def check_batch(recs: list[Record], langs: list[str], cfg: CleanConfig) -> list[tuple[str | None, str | None]]:
+    """check_record for many records: character classes and n-gram repetition are counted for all at once.
+
+    Checks run in a fixed order and the first failing one is the reason. Control characters and U+FFFD are
+    counted on the normalised text: NFC and NFKC never create or remove them (checked over every code point)."""
+    src = [normalize(r.source, cfg.normalization) for r in recs]
+    tgt = [normalize(r.target, cfg.normalization) for r in recs]
+    texts = [s + t for s, t in zip(src, tgt, strict=True)]
+    counts = cc.class_counts(texts)
+    out: list[tuple[str | None, str | None]] = [(None, None)] * len(recs)
+    survivors = []
+    for i, (rec, lang, text) in enumerate(zip(recs, langs, texts, strict=True)):
+        reason = _check_one(rec, lang, text, {b: int(v[i]) for b, v in counts.items()}, cfg)
+        if reason == ("", ""):
+            survivors.append(i)
+        else:
+            out[i] = reason
+        if reason[0] not in RAW_REASONS:
+            rec.source, rec.target = src[i], tgt[i]
+    if survivors:  # only records that pass every other check need the n-gram count
+        ngram = cc.distinct_ngram_fraction([texts[i] for i in survivors], cfg.dup_ngram_size)
+        for i, f in zip(survivors, ngram.tolist(), strict=True):
+            out[i] = ("repeated_ngrams", f"{f:.3f}") if f > cfg.max_dup_ngram_fraction else (None, None)
+    return out
+
+
+def _check_one(rec: Record, lang: str, text: str, c: dict[int, int],
+               cfg: CleanConfig) -> tuple[str | None, str | None]:
+    """Every check but repeated n-grams; ("", "") when all pass."""
     if not rec.target.strip():
         return "empty_target", None
-    raw = rec.text
-    n_ctrl = len(CONTROL.findall(raw))
-    if n_ctrl > cfg.max_control_chars:
-        return "control_chars", f"{n_ctrl} control characters"
-    if "\ufffd" in raw:
+    if c[cc.CONTROL] > cfg.max_control_chars:
+        return "control_chars", f"{c[cc.CONTROL]} control characters"
+    if c[cc.REPLACEMENT]:
         return "replacement_char", None
-    rec.source = normalize(rec.source, cfg.normalization)
-    rec.target = normalize(rec.target, cfg.normalization)
-    text = rec.text
+    if c[cc.SURROGATE]:  # only through a JSON escape; no tokenizer can encode it
+        return "lone_surrogate", None
     n = len(text)
     if n < cfg.min_chars:
         return "too_short", f"{n} chars"
     if n > cfg.max_chars:
         return "too_long", f"{n} chars"
-    if len(MOJIBAKE.findall(text)) >= MOJIBAKE_MIN_HITS:
+    if c[cc.MOJIBAKE_LEAD] >= MOJIBAKE_MIN_HITS and len(MOJIBAKE.findall(text)) >= MOJIBAKE_MIN_HITS:
         return "mojibake", None
-    seps = len(MENU_SEP.findall(text))
+    seps = len(MENU_SEP.findall(text)) if c[cc.MENU_CHAR] else 0
     if cfg.menu_min_separators and seps >= cfg.menu_min_separators and n / (seps + 1) < cfg.menu_max_item_chars:
         return "menu_boilerplate", f"{seps} separators"
-    han, latin, letters = script_counts(text)
+    han, latin, letters = c[cc.HAN], c[cc.LATIN], c[cc.LETTER]
     if lang != "any":
         if letters == 0:
             return "no_letters", None
@@ -106,7 +136,7 @@ def check_record(rec: Record, lang: str, cfg: CleanConfig) -> tuple[str | None, 
             return "mixed_language", f"han={han} latin={latin} letters={letters}"
         if got != lang:
             return "wrong_language", f"expected {lang}, found {got}"
-    digits, spaces, punct = len(DIGIT.findall(text)), len(SPACE.findall(text)), len(PUNCT.findall(text))
+    digits, spaces, punct = c[cc.DIGIT], c[cc.SPACE], c[cc.PUNCT]
     symbols = n - letters - digits - spaces - punct
     if symbols / n > cfg.max_symbol_ratio:
         return "symbol_ratio", f"{symbols / n:.3f}"
@@ -115,22 +145,24 @@ def check_record(rec: Record, lang: str, cfg: CleanConfig) -> tuple[str | None, 
     f = dup_line_fraction(text)
     if f > cfg.max_dup_line_fraction:
         return "repeated_lines", f"{f:.3f}"
-    f = dup_ngram_fraction(text, cfg.dup_ngram_size)
-    if f > cfg.max_dup_ngram_fraction:
-        return "repeated_ngrams", f"{f:.3f}"
-    return None, None
+    return "", ""
 
 
 def clean(records: list[Record], langs: dict, cfg: CleanConfig, rejects: Rejects,
           progress: bool = True) -> tuple[list[Record], dict]:
     """Keep the records that pass every check; `langs` maps category -> expected language (zh | en | any)."""
     kept = []
-    for rec in tqdm(records, desc="clean", unit="doc", disable=not progress, mininterval=1.0):
-        reason, detail = check_record(rec, langs.get(rec.category, "any"), cfg)
-        if reason is None:
-            kept.append(rec)
-        else:
-            rejects.add_record(STEP, rec, reason, detail=detail)
+    bar = tqdm(total=len(records), desc="clean", unit="doc", disable=not progress, mininterval=1.0)
+    for b in range(0, len(records), BATCH):
+        batch = records[b:b + BATCH]
+        verdicts = check_batch(batch, [langs.get(r.category, "any") for r in batch], cfg)
+        for rec, (reason, detail) in zip(batch, verdicts, strict=True):
+            if reason is None:
+                kept.append(rec)
+            else:  # a record rejected before normalisation is logged as read
+                rejects.add_record(STEP, rec, reason, detail=detail)
+        bar.update(len(batch))
+    bar.close()
     rejected = len(records) - len(kept)
     assert len(records) == len(kept) + rejected == len(kept) + rejects.count(STEP)
     return kept, {"in": len(records), "kept": len(kept), "rejected": rejected, "reasons": rejects.reasons(STEP)}

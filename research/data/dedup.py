@@ -12,22 +12,35 @@ measures both; numpy is the default because it is several times faster at equal 
 """
 
 import hashlib
-import re
 
 import numpy as np
 from tqdm import tqdm
 
 from research.config.data import DedupConfig
+from research.data import charclass as cc
 from research.data.records import Record, Rejects
 
 STEP = "dedup"
 SHIFT32 = np.uint64(32)
 BATCH_SHINGLES = 4096
-_STRIP = re.compile(r"[\W_]+")
+BATCH_TEXTS = 2048
 
 
 def exact_key(text: str) -> bytes:
-    return hashlib.blake2b(_STRIP.sub("", text.lower()).encode("utf-8"), digest_size=16).digest()
+    """Hash of the lower-cased text without whitespace and punctuation (its letters and digits)."""
+    return exact_keys([text])[0]
+
+
+def exact_keys(texts: list[str]) -> list[bytes]:
+    """exact_key of many texts: the letters and digits ([^\\W_], as re) are picked with one table lookup."""
+    cps, offsets = cc.code_points([t.lower() for t in texts])
+    keep = (cc.table()[cps] & cc.ALNUM) != 0
+    kept = cps[keep]
+    before = np.zeros(len(cps) + 1, dtype=np.int64)  # kept code points before each position
+    np.cumsum(keep, out=before[1:])
+    cut = before[offsets].tolist()
+    data = kept.tobytes()
+    return [hashlib.blake2b(data[4 * cut[i]:4 * cut[i + 1]], digest_size=16).digest() for i in range(len(texts))]
 
 
 def _splitmix64(z: np.ndarray) -> np.ndarray:
@@ -55,13 +68,39 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def block_shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """shingle_hashes of every text at once, not deduplicated (a min does not need it), concatenated; and each
+    text's start offset into them (with a final end). A text shorter than k has one shingle: itself."""
+    cps, offsets = cc.code_points(texts)
+    n = np.diff(offsets)
+    padded = np.concatenate([cps, np.zeros(k, dtype=np.uint32)]).astype(np.uint64)
+    starts = offsets[:-1]
+    short = np.flatnonzero((n > 0) & (n < k))
+    short_vals = np.zeros(len(short), dtype=np.uint64)
+    h = np.zeros(len(cps), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            h = h * np.uint64(1_000_003) + padded[j:j + len(cps)]
+            hit = n[short] == j + 1  # a short text's own hash: the rolling hash after len(text) characters
+            short_vals[hit] = h[starts[short[hit]]]
+        h[starts[short]] = short_vals
+        doc = np.repeat(np.arange(len(texts)), n)
+        pos = np.arange(len(cps))
+        valid = pos + k <= offsets[1:][doc]
+        valid[starts[short]] = True
+        hashes = _splitmix64(h[valid]) >> np.uint64(32)
+    counts = np.where(n >= k, n - k + 1, np.minimum(n, 1))
+    out_offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out_offsets[1:])
+    return hashes, out_offsets
+
+
 def signatures_numpy(texts: list[str], cfg: DedupConfig, progress: bool = False) -> np.ndarray:
     """(len(texts), num_perm) uint64 MinHash signatures, many short documents per array operation."""
     a, b = permutations(cfg.num_perm, cfg.seed)
-    out = np.empty((len(texts), cfg.num_perm), dtype=np.uint64)
-    # one reusable (rows x num_perm) buffer small enough to stay in cache; in-place ops avoid temporaries
-    # (num_perm x rows): each permutation's values of a document are contiguous, so the per-document min
-    # (reduceat along rows) streams through memory
+    out = np.full((len(texts), cfg.num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
+    # one reusable (num_perm x rows) buffer small enough to stay in cache; in-place ops avoid temporaries; each
+    # permutation's values of a document are contiguous, so the per-document min (reduceat along rows) streams
     buf = np.empty((cfg.num_perm, BATCH_SHINGLES), dtype=np.uint64)
     a, b = a[:, None], b[:, None]
 
@@ -72,31 +111,30 @@ def signatures_numpy(texts: list[str], cfg: DedupConfig, progress: bool = False)
         o >>= SHIFT32
         return o
 
-    pending: list[tuple[int, np.ndarray]] = []
-
-    def flush() -> None:
-        if pending:
-            flat = np.concatenate([h for _, h in pending])
-            starts = np.cumsum([0] + [len(h) for _, h in pending[:-1]])
-            out[[i for i, _ in pending]] = np.minimum.reduceat(permuted(flat), starts, axis=1).T
-            pending.clear()
-
-    rows = 0
+    bar = tqdm(total=len(texts), desc="minhash", unit="doc", disable=not progress, mininterval=1.0)
     with np.errstate(over="ignore"):
-        for i, text in enumerate(tqdm(texts, desc="minhash", unit="doc", disable=not progress, mininterval=1.0)):
-            h = shingle_hashes(text, cfg.shingle_size)
-            if len(h) > BATCH_SHINGLES:  # a long document alone, slice by slice
-                sig = np.full(cfg.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-                for s in range(0, len(h), BATCH_SHINGLES):
-                    np.minimum(sig, permuted(h[s:s + BATCH_SHINGLES]).min(axis=1), out=sig)
-                out[i] = sig
-                continue
-            if rows + len(h) > BATCH_SHINGLES:
-                flush()
-                rows = 0
-            pending.append((i, h))
-            rows += len(h)
-        flush()
+        for t0 in range(0, len(texts), BATCH_TEXTS):
+            hashes, offs = block_shingle_hashes(texts[t0:t0 + BATCH_TEXTS], cfg.shingle_size)
+            counts = np.diff(offs).tolist()
+            offs = offs.tolist()
+            i, m = 0, len(counts)
+            while i < m:
+                if counts[i] == 0:  # an empty text keeps the all-max signature
+                    i += 1
+                elif counts[i] > BATCH_SHINGLES:  # a long document alone, slice by slice
+                    sig = out[t0 + i]
+                    for s in range(offs[i], offs[i + 1], BATCH_SHINGLES):
+                        np.minimum(sig, permuted(hashes[s:min(s + BATCH_SHINGLES, offs[i + 1])]).min(axis=1), out=sig)
+                    i += 1
+                else:  # consecutive documents sharing one buffer: a contiguous slice of the hashes
+                    j = i
+                    while j < m and 0 < counts[j] and offs[j + 1] - offs[i] <= BATCH_SHINGLES:
+                        j += 1
+                    seg = np.array(offs[i:j], dtype=np.int64) - offs[i]
+                    out[t0 + i:t0 + j] = np.minimum.reduceat(permuted(hashes[offs[i]:offs[j]]), seg, axis=1).T
+                    i = j
+            bar.update(len(counts))
+    bar.close()
     return out
 
 
@@ -174,8 +212,10 @@ def dedup(records: list[Record], cfg: DedupConfig, rejects: Rejects,
     if cfg.exact:
         first: dict[bytes, int] = {}
         kept, hit = [], set()
-        for i, rec in enumerate(records):
-            j = first.setdefault(exact_key(rec.text), i)
+        keys = [k for s in range(0, len(records), BATCH_TEXTS)
+                for k in exact_keys([r.text for r in records[s:s + BATCH_TEXTS]])]
+        for i, (rec, key) in enumerate(zip(records, keys, strict=True)):
+            j = first.setdefault(key, i)
             if j == i:
                 kept.append(rec)
             else:

@@ -17,7 +17,7 @@ from research.config.root import GraftConfig
 from research.data import buckets as bk
 from research.data.clean import clean, expected_langs
 from research.data.dedup import dedup
-from research.data.pack import chunk_docs, pack
+from research.data.pack import chunk_docs, pack_bucket
 from research.data.read import read_inputs, resolve_inputs
 from research.data.records import Rejects
 from research.data.score import build_scorer, score_filter
@@ -54,6 +54,7 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
     tok = load_tokenizer(tokenizer_path)
     special = special_ids(tok, d.tokenize, tokenizer_path)
     build_scorer(d.score)
+    import datasets  # noqa: F401 - imported before the timed steps, as any library's import is
 
     timings: dict[str, float] = {}
     rejects = Rejects()
@@ -75,22 +76,25 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
     assert n_in == len(records) + len(rejects.rows), (n_in, len(records), len(rejects.rows))
 
     t = time.perf_counter()
-    docs, tok_stats = tokenize(records, tokenizer_path, special, d.tokenize, d.num_workers, progress)
+    docs, tok_stats = tokenize(records, tokenizer_path, special, d.tokenize, d.num_workers, progress, tok=tok)
     timings["tokenize"] = time.perf_counter() - t
 
     t = time.perf_counter()
     bins = bk.assign_bins(docs, b.num_bins, b.seed)
     members = bk.bucket_docs(bins, d.weights, b.num_bins, b.seed)
     bucket_rows, pack_totals = [], {"chunks": 0, "split_docs": 0, "dropped_masked_chunks": 0,
-                                    "dropped_masked_tokens": 0, "packs": 0, "real_tokens": 0, "slots": 0}
+                                    "dropped_masked_tokens": 0, "packs": 0, "real_tokens": 0, "slots": 0,
+                                    "carried_chunks": 0, "carried_tokens": 0}
     tokens_weighted = 0
     (out / "buckets").mkdir()
+    carry: list = []
     for k, idx in enumerate(members):
-        sub = [docs[i] for i in idx]
-        tokens_weighted += sum(len(x.ids) for x in sub)
-        chunks, cstats = chunk_docs(sub, d.max_length)
+        tokens_weighted += sum(len(docs[i].ids) for i in idx)
+        chunks, cstats = chunk_docs(docs, d.max_length, idx)
         rng = np.random.default_rng([b.seed, k]) if d.pack.shuffle else None
-        packs = pack(sub, chunks, d.max_length, special.pad, rng)
+        carried_in = carry
+        packs, carry = pack_bucket(docs, carried_in, chunks, d.max_length, special.pad, rng,
+                                   carry_out=d.pack.carry_over and k + 1 < len(members))
         name = f"bucket_{k:03d}"
         bk.save_bucket(packs, out / "buckets" / name)
         per_cat: dict[str, int] = {}
@@ -103,10 +107,15 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
         pack_totals["packs"] += len(packs.num_tokens)
         pack_totals["real_tokens"] += real
         pack_totals["slots"] += slots
+        pack_totals["carried_chunks"] += len(carry)
+        pack_totals["carried_tokens"] += sum(len(c) for c in carry)
         bucket_rows.append({"name": name, "path": f"buckets/{name}", "num_packs": len(packs.num_tokens),
-                            "num_docs": len(sub), "tokens": real,
+                            "num_docs": len(idx), "tokens": real,
                             "tokens_per_category": dict(sorted(per_cat.items())),
-                            "padding_fraction": round(1 - real / slots, 6) if slots else 0.0})
+                            "padding_fraction": round(1 - real / slots, 6) if slots else 0.0,
+                            "carried_in": {"chunks": len(carried_in), "tokens": sum(len(c) for c in carried_in)},
+                            "carried_out": {"chunks": len(carry), "tokens": sum(len(c) for c in carry)}})
+    assert not carry
     # no token lost: packed tokens = weighted document tokens - tokens of all-masked chunks dropped on purpose
     assert pack_totals["real_tokens"] == tokens_weighted - pack_totals["dropped_masked_tokens"]
     slots = pack_totals["slots"]
@@ -123,7 +132,8 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
         "bos_token_id": special.bos,
         "eos_token_id": special.eos,
         "num_buckets": b.num_bins,
-        "packing": "per bucket: bucket k packs bin k of every category together (best-fit decreasing)",
+        "packing": ("per bucket: bucket k packs bin k of every category together (best-fit decreasing)"
+                    + ("; the least-filled pack's chunks move on to bucket k+1" if d.pack.carry_over else "")),
         "buckets": bucket_rows,
         "categories": categories,
         "weights": dict(sorted(d.weights.items())),

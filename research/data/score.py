@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 
 from research.config.data import ScoreConfig
-from research.data.clean import script_counts
+from research.data import charclass as cc
 from research.data.records import Record, Rejects
 from research.errors import ConfigError
 
@@ -16,29 +16,29 @@ STEP = "score"
 END_PUNCT = tuple("。！？!?.…\"”’）)」』")
 
 
-def _length(rec: Record) -> float:
+def _length(recs: list[Record]) -> list[float]:
     # saturating in log length: 10 chars -> 0, ~1000+ chars -> 1
-    return min(1.0, max(0.0, (math.log10(max(len(rec.text), 1)) - 1.0) / 2.0))
+    return [min(1.0, max(0.0, (math.log10(max(len(r.text), 1)) - 1.0) / 2.0)) for r in recs]
 
 
-def _char_diversity(rec: Record) -> float:
-    t = rec.text
-    if not t:
-        return 0.0
+def _char_diversity(recs: list[Record]) -> list[float]:
     # distinct characters relative to what natural text of this length shows (~sqrt growth), capped at 1
-    return min(1.0, len(set(t)) / (2.0 * math.sqrt(len(t))))
+    distinct = cc.distinct_chars([r.text for r in recs]).tolist()
+    return [min(1.0, k / (2.0 * math.sqrt(len(r.text)))) if r.text else 0.0 for r, k in zip(recs, distinct, strict=True)]
 
 
-def _ends_with_punct(rec: Record) -> float:
-    return 1.0 if rec.target.rstrip().endswith(END_PUNCT) else 0.0
+def _ends_with_punct(recs: list[Record]) -> list[float]:
+    return [1.0 if r.target.rstrip().endswith(END_PUNCT) else 0.0 for r in recs]
 
 
-def _script_purity(rec: Record) -> float:
-    han, latin, letters = script_counts(rec.text)
-    return max(han, latin) / letters if letters else 0.0
+def _script_purity(recs: list[Record]) -> list[float]:
+    c = cc.class_counts([r.text for r in recs])
+    return [max(h, la) / n if n else 0.0
+            for h, la, n in zip(c[cc.HAN].tolist(), c[cc.LATIN].tolist(), c[cc.LETTER].tolist(), strict=True)]
 
 
-SIGNALS: dict[str, Callable[[Record], float]] = {
+# Each signal scores a batch of records (character classes are counted for the whole batch at once).
+SIGNALS: dict[str, Callable[[list[Record]], list[float]]] = {
     "length": _length,
     "char_diversity": _char_diversity,
     "ends_with_punct": _ends_with_punct,
@@ -60,8 +60,8 @@ class HeuristicScorer:
     def __call__(self, records: list[Record]) -> list[float]:
         if not self.total:
             return [1.0] * len(records)
-        fns = [(SIGNALS[k], w) for k, w in self.weights.items()]
-        return [sum(w * f(r) for f, w in fns) / self.total for r in records]
+        cols = [(SIGNALS[k](records), w) for k, w in self.weights.items()]
+        return [sum(w * col[i] for col, w in cols) / self.total for i in range(len(records))]
 
 
 SCORERS: dict[str, Callable[[ScoreConfig], Callable[[list[Record]], list[float]]]] = {

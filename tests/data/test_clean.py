@@ -1,7 +1,12 @@
+import json
+import re
+
 import pytest
 
 from research.config.data import CleanConfig, InputConfig
+from research.data import charclass as cc
 from research.data.clean import (
+    check_batch,
     check_record,
     clean,
     detect_lang,
@@ -19,7 +24,7 @@ def _rec(target, source="", cat="c"):
     return Record("f", 1, cat, source, target)
 
 
-@pytest.mark.parametrize("text,lang,reason", [
+REASONS = [
     ("   ", "zh", "empty_target"),
     ("好评", "zh", "too_short"),
     (ZH[:20] + "\x07" + ZH, "zh", "control_chars"),
@@ -34,7 +39,10 @@ def _rec(target, source="", cat="c"):
     ("点击这里订阅我们的新闻\n" * 6 + ZH, "zh", "repeated_lines"),
     ("好好学习天天向上" * 10, "zh", "repeated_ngrams"),
     ("1234567890 .,;", "zh", "no_letters"),
-])
+]
+
+
+@pytest.mark.parametrize("text,lang,reason", REASONS)
 def test_each_check_has_its_reason(text, lang, reason):
     assert check_record(_rec(text), lang, CleanConfig())[0] == reason
 
@@ -68,3 +76,27 @@ def test_counts_add_up():
     assert stats["in"] == stats["kept"] + stats["rejected"] == 4
     assert stats["reasons"] == {"too_short": 1, "wrong_language": 1}
     assert [(r["step"], r["reason"]) for r in rejects.rows] == [("clean", "too_short"), ("clean", "wrong_language")]
+
+
+CASES = ["", "a", ZH, EN, ZH + EN, "Ａｂｃ１２３ 　\t\n", "𠀀𠀁 astral Han", "x\x00y\x85z\ufffd", "Ã©Ã¨Ã´ mojibake",
+         "首页 | 新闻 > 体育 » 娱乐 / 财经 · 登录", "_under_score_ 3.14% “quoted”（括号）", "好好学习天天向上" * 10]
+
+
+def test_batch_counts_equal_the_regexes():
+    counts = cc.class_counts(CASES)
+    for i, text in enumerate(CASES):
+        for bit in cc.COUNTED:
+            assert counts[bit][i] == len(re.findall(cc.PATTERNS[bit], text)), (text, bit)
+        assert cc.distinct_ngram_fraction(CASES, 10)[i] == pytest.approx(dup_ngram_fraction(text, 10), abs=1e-12)
+        assert cc.distinct_chars(CASES)[i] == len(set(text))
+
+
+def test_a_batch_gives_each_record_its_own_reason():
+    cases = [(t, lang) for t, lang, _ in REASONS] + [(ZH, "zh"), (EN, "en")]
+    alone = [check_record(_rec(t), lang, CleanConfig()) for t, lang in cases]
+    together = check_batch([_rec(t) for t, _ in cases], [lang for _, lang in cases], CleanConfig())
+    assert together == alone and alone[-2:] == [(None, None), (None, None)]
+
+
+def test_lone_surrogate_is_rejected():
+    assert check_record(_rec(ZH + json.loads('"\\ud800"')), "zh", CleanConfig())[0] == "lone_surrogate"

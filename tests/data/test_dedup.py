@@ -1,12 +1,17 @@
+import re
+
 import numpy as np
 import pytest
 
 from research.config.data import DedupConfig
 from research.data.dedup import (
     dedup,
+    exact_key,
+    exact_keys,
     near_clusters_datasketch,
     near_clusters_numpy,
     optimal_bands,
+    permutations,
     shingle_hashes,
     signatures_numpy,
 )
@@ -73,3 +78,21 @@ def test_optimal_bands_fit_num_perm():
         b, r = optimal_bands(t, 128)
         assert b * r <= 128
     assert optimal_bands(0.9, 128)[1] > optimal_bands(0.5, 128)[1]  # stricter threshold -> longer bands
+
+
+def test_batched_signatures_and_exact_keys_equal_the_per_text_definitions(articles):
+    texts = articles[:40] + ["", "ab", "abcd", "abcde", "x" * 9000, "ABC, abc!", "abc abc", " a_b-c "] + articles[40:60]
+    cfg = DedupConfig(num_perm=64)
+    sig = signatures_numpy(texts, cfg)
+    a, b = permutations(cfg.num_perm, cfg.seed)
+    with np.errstate(over="ignore"):
+        for i, t in enumerate(texts):
+            h = shingle_hashes(t, cfg.shingle_size)
+            want = ((a[:, None] * h[None, :] + b[:, None]) >> np.uint64(32)).min(axis=1) if len(h) else np.full(
+                cfg.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
+            assert (sig[i] == want).all(), i
+    strip = re.compile(r"[\W_]+")
+    first_ref, first = {}, {}
+    for i, (t, k) in enumerate(zip(texts, exact_keys(texts), strict=True)):
+        assert first_ref.setdefault(strip.sub("", t.lower()), i) == first.setdefault(k, i)
+    assert exact_key("ABC, abc!") == exact_key("abc abc") != exact_key(" a_b-c ")

@@ -81,6 +81,11 @@ def test_cli_end_to_end_is_deterministic_and_meets_the_contract(run_root, tokeni
                 pos += dl
             total += n
     assert total == steps["pack"]["real_tokens"]
+    rows = m["buckets"]  # the least-filled pack of each bucket moves on to the next one, and only there
+    assert rows[0]["carried_in"]["chunks"] == 0 == rows[-1]["carried_out"]["chunks"]
+    assert all(a["carried_out"] == b["carried_in"] for a, b in zip(rows, rows[1:], strict=False))
+    assert steps["pack"]["carried_tokens"] == sum(r["carried_out"]["tokens"] for r in rows)
+    assert steps["tokenize"]["backend"] == "sentencepiece"
     assert steps["pack"]["packing_efficiency"] > 0.95
     summary = json.loads((out / "summary.json").read_text())
     assert summary["records_in"] == m["records"]["in"] and "timings_s" in summary
@@ -106,6 +111,8 @@ def test_bad_config_values_name_the_key(tmp_path):
         to_object(_compose([f"run_root={tmp_path}", "data.inputs.2.weight=-1"]))
     with pytest.raises(ConfigError, match="data.clean.normalization='NFD'"):
         to_object(_compose([f"run_root={tmp_path}", "data.clean.normalization=NFD"]))
+    with pytest.raises(ConfigError, match="data.tokenize.backend='spm'"):
+        to_object(_compose([f"run_root={tmp_path}", "data.tokenize.backend=spm"]))
 
 
 @pytest.mark.parametrize("data", ["demo", "zh_only"])
