@@ -6,7 +6,7 @@ from research.errors import check
 
 # Kept in step with research.init.strategies.STRATEGIES (a test checks they agree); listed here so a
 # bad name fails when the config is composed, before torch or a model is loaded.
-STRATEGY_NAMES = ("subword_mean", "subword_mean_ref", "mean_all", "mvn", "random", "zero")
+STRATEGY_NAMES = ("subword_mean", "subword_mean_in", "subword_mean_ref", "mean_all", "mvn", "random", "zero")
 
 
 @dataclass
@@ -14,7 +14,7 @@ class InitConfig:
     """Embedding initialisation (`python -m research.init_model`)."""
 
     strategy: str = "subword_mean"
-    """subword_mean | subword_mean_ref | mean_all | mvn | random | zero."""
+    """subword_mean | subword_mean_in | subword_mean_ref | mean_all | mvn | random | zero."""
     cov_scale: float = 1.0e-9
     """mvn only: the base rows' covariance is scaled by this before sampling (transformers' mean_resizing uses 1e-9)."""
     std_scale: float = 1.0

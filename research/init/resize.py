@@ -36,7 +36,7 @@ def resize_and_init(model, new_size: int, splits: list[Split], cfg: InitConfig) 
     with torch.no_grad():
         for k, (name, (weight, base)) in enumerate(matrices.items()):
             gen = torch.Generator().manual_seed(cfg.seed + k)
-            rows = fn(InitContext(base_rows=base, splits=splits, cfg=cfg, generator=gen))
+            rows = fn(InitContext(base_rows=base, splits=splits, cfg=cfg, generator=gen, matrix=name))
             if rows.shape != (new_size - old_size, base.shape[1]) or not torch.isfinite(rows).all():
                 raise AssertionError(f"strategy {cfg.strategy} returned bad rows {tuple(rows.shape)} for {name}")
             weight[old_size:] = rows.to(weight.dtype)

@@ -20,6 +20,8 @@ class InitContext:
     splits: list[Split]
     cfg: InitConfig
     generator: torch.Generator
+    matrix: str = "embed_tokens"
+    """Which matrix the rows are for: embed_tokens (input) or lm_head (output)."""
 
 
 Strategy = Callable[[InitContext], torch.Tensor]
@@ -47,6 +49,18 @@ def _mean_of(rows: torch.Tensor, id_lists: list[list[int]]) -> torch.Tensor:
 @register("subword_mean")
 def subword_mean(ctx: InitContext) -> torch.Tensor:
     return _mean_of(ctx.base_rows, [s.clean_ids for s in ctx.splits])
+
+
+@register("subword_mean_in")
+def subword_mean_in(ctx: InitContext) -> torch.Tensor:
+    """Subword mean for input rows, mean of all rows for output rows.
+
+    Output rows built from subword means score ordinary contexts as well as real pieces do, so at step 0
+    they take probability mass from the base pieces (English loss rises although the base logits are
+    unchanged); one average row scores low everywhere. Input rows still start from meaningful subwords.
+    With tied embeddings there is one matrix, and it gets the subword mean.
+    """
+    return mean_all(ctx) if ctx.matrix == "lm_head" else subword_mean(ctx)
 
 
 @register("subword_mean_ref")

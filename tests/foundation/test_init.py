@@ -128,3 +128,14 @@ def test_saved_model_loads_with_auto_classes(splits, small_tokenizer, tmp_path):
     loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path), use_safetensors=True)
     assert loaded.config.vocab_size == 33500
     assert torch.equal(loaded.get_input_embeddings().weight, model.get_input_embeddings().weight)
+
+
+def test_subword_mean_in_uses_mean_for_output_rows(splits):
+    model = tiny()
+    base_emb = model.get_input_embeddings().weight.detach().clone()
+    base_head = model.get_output_embeddings().weight.detach().clone()
+    resize_and_init(model, 33500, splits, InitConfig(strategy="subword_mean_in"))
+    emb, head = model.get_input_embeddings().weight[32000:], model.get_output_embeddings().weight[32000:]
+    k = 5
+    torch.testing.assert_close(emb[k], base_emb[splits[k].clean_ids].mean(0), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(head, base_head.double().mean(0).float().expand_as(head))
