@@ -18,6 +18,13 @@ CONF_DIR = os.environ.get("GRAFT_CONF_DIR", str(Path(__file__).resolve().parent.
 log = logging.getLogger("graft")
 
 
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def app(config_name: str) -> Callable:
     """Decorate `run(cfg: GraftConfig, raw: DictConfig)` into a Hydra main for `conf/<config_name>.yaml`.
 
@@ -32,6 +39,9 @@ def app(config_name: str) -> Callable:
                 return run(to_object(raw), raw)
             except GraftError as e:
                 print(f"error: {e}", file=sys.stderr, flush=True)
+                if _multirun():
+                    # Let Hydra record this job as failed and run the sweep's other jobs.
+                    raise
                 sys.exit(2)
 
         return main

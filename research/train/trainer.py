@@ -80,7 +80,7 @@ def _check_vocab(manifest: D.Manifest, buckets: list, folder, mc) -> None:
     hashes = manifest.raw.get("hashes", {}).get("tokenizer", {})
     if folder is not None and hashes:
         for name, digest in hashes.items():
-            if (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:
+            if name in TOKENIZER_FILES and (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:
                 raise GraftError(f"{folder / name}: differs from the tokenizer the data was prepared with "
                                  f"({where} hashes.tokenizer.{name})")
 

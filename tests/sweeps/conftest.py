@@ -1,0 +1,8 @@
+import pytest
+
+from tests.sweeps.tiny_sweeps import build
+
+
+@pytest.fixture(scope="session")
+def tiny_sweeps(tmp_path_factory):
+    return build(tmp_path_factory.getbasetemp() / "tiny_sweeps")
