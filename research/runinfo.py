@@ -14,9 +14,9 @@ PACKAGES = ("torch", "transformers", "tokenizers", "sentencepiece", "colossalai"
             "omegaconf", "datasets", "pyarrow", "wandb", "numpy")
 
 
-def versions() -> dict:
+def versions(extra: tuple[str, ...] = ()) -> dict:
     out = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *extra):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -5,7 +5,6 @@ so two runs give byte-identical outputs.
 """
 
 import hashlib
-import importlib.metadata
 import logging
 import time
 from pathlib import Path
@@ -34,16 +33,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _versions() -> dict:
-    out = versions()
-    for name in EXTRA_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, progress: bool = True) -> dict:
@@ -142,7 +131,7 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
                   "tokenize": tok_stats, "bins": {"tokens_per_bin": bin_stats,
                                                   "weighted_tokens": tokens_weighted}, "pack": pack_totals},
         "config": OmegaConf.to_container(raw, resolve=True),
-        "versions": _versions(),
+        "versions": versions(EXTRA_PACKAGES),
         "hashes": {
             "inputs": {str(p): sha256_file(p) for _, _, p in files},
             "tokenizer": {f.name: sha256_file(f) for f in sorted(Path(tokenizer_path).iterdir()) if f.is_file()},
