@@ -1,13 +1,14 @@
 """Peak memory and time of linear cross-entropy (forward + backward) over a 69,104-token vocabulary.
 
 Methods: naive full logits (bf16/fp32 logits, upcast, F.cross_entropy), kernels' chunked PyTorch path,
-kernels' Triton path (GPU; fp32 and weight-dtype gradient accumulation), and where installed Liger-Kernel's
-fused linear cross-entropy and Cut Cross-Entropy. On CUDA the matmul floor (6 N H V FLOP) is timed with
+kernels' Triton path (GPU: the default chunking, Liger-Kernel's chunk rule, fp32 weight-gradient accumulation),
+and where installed Liger-Kernel's fused linear cross-entropy and Cut Cross-Entropy. On CUDA the matmul floor (6 N H V FLOP) is timed with
 torch bf16 matmuls of the same shapes. On CPU each method runs in its own process and peak memory is the
 growth of resident memory (sampled in a thread), since torch keeps no CPU allocator statistics.
 
     python benchmarks/cross_entropy.py                      # GPU grid if CUDA is there, else the CPU size
     python benchmarks/cross_entropy.py --device cpu --quick # small CPU size for a quick look
+    python benchmarks/cross_entropy.py --device cpu --reps 1 --rounds 3   # shared machine: alternate, median
 
 Prints a table and appends rows to benchmarks/results/cross_entropy.csv (device and versions included).
 """
@@ -75,10 +76,15 @@ def make_step(method: str, n: int, h: int, v: int, dtype: torch.dtype, device: s
     if method == "naive":
         def loss_fn():
             return F.cross_entropy((hidden @ weight.t()).float(), target, ignore_index=-100)
-    elif method in ("chunked", "triton", "triton_fp32acc", "triton_chunk1024"):
-        impl = "chunked" if method == "chunked" else "triton"
+    elif method in ("chunked", "triton", "triton_fp32acc", "triton_liger_chunk") or method.startswith("chunked_"):
+        impl = "triton" if method.startswith("triton") else "chunked"
         accum = torch.float32 if method == "triton_fp32acc" else None
-        chunk = 1024 if method == "triton_chunk1024" else None
+        chunk = None
+        if method == "triton_liger_chunk":
+            # Liger-Kernel's rule: logits chunk about as large as hidden, rounded up to a power of two.
+            chunk = 1 << (-(-n * h // v) - 1).bit_length()
+        elif method.startswith("chunked_"):
+            chunk = int(method.split("_")[1])
 
         def loss_fn():
             return linear_cross_entropy(hidden, weight, target, impl=impl, accum_dtype=accum,
@@ -138,27 +144,48 @@ def cpu_worker(method: str, n: int, h: int, v: int, reps: int) -> dict:
     step, _, out = make_step(method, n, h, v, torch.float32, "cpu")
     monitor = RssPeak()
     step()  # warm-up, inside the memory window: the first step is the one that allocates
-    times = []
+    times, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append((time.perf_counter() - t0) * 1e3)
+        cpu.append(time.process_time() - c0)
     mem = monitor.stop()
-    return {"time_ms": statistics.median(times), "peak_mem_mb": mem, "loss": float(out["loss"].detach())}
+    # CPU seconds and load average go in the note: on a shared machine wall time alone is not comparable.
+    note = f"cpu {statistics.median(cpu):.1f} s/step, load {os.getloadavg()[0]:.1f}, reps {reps}"
+    return {"time_ms": statistics.median(times), "peak_mem_mb": mem, "loss": float(out["loss"].detach()),
+            "note": note}
 
 
-def run_cpu(sizes, methods, reps) -> list[dict]:
+def run_cpu(sizes, methods, reps, rounds) -> list[dict]:
+    """Each method in a fresh process per round; rounds alternate the methods so that load drifting on a
+    shared machine hits them alike. Reports the median time and the largest peak over rounds."""
     rows = []
     for n, h in sizes:
+        runs = {m: [] for m in methods}
+        errors = {}
+        for r in range(rounds):
+            for method in methods:
+                cmd = [sys.executable, __file__, "--worker", method, "--n", str(n), "--h", str(h),
+                       "--reps", str(reps)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    errors[method] = proc.stderr.strip().splitlines()[-1][:200]
+                    continue
+                res = json.loads(proc.stdout.strip().splitlines()[-1])
+                runs[method].append(res)
+                print(f"  cpu N={n} H={h} {method} round {r + 1}/{rounds}: {res}", flush=True)
         for method in methods:
-            cmd = [sys.executable, __file__, "--worker", method, "--n", str(n), "--h", str(h), "--reps", str(reps)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                rows.append({"n": n, "h": h, "method": method, "note": proc.stderr.strip().splitlines()[-1][:200]})
+            got = runs[method]
+            if not got:
+                rows.append({"n": n, "h": h, "method": method, "note": errors.get(method, "no result")})
                 continue
-            res = json.loads(proc.stdout.strip().splitlines()[-1])
-            rows.append({"n": n, "h": h, "method": method, **res})
-            print(f"  cpu N={n} H={h} {method}: {res}", flush=True)
+            times = [x["time_ms"] for x in got]
+            note = "; ".join(x["note"] for x in got)
+            if len(got) > 1:
+                note = f"rounds {', '.join(f'{t / 1e3:.1f}' for t in times)} s; {note}"
+            rows.append({"n": n, "h": h, "method": method, "time_ms": statistics.median(times),
+                         "peak_mem_mb": max(x["peak_mem_mb"] for x in got), "loss": got[-1]["loss"], "note": note})
     return rows
 
 
@@ -227,7 +254,8 @@ def main():
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="CPU: N=2048, H=256 instead of N=8192, H=512")
     ap.add_argument("--methods", default=None, help="comma-separated subset")
-    ap.add_argument("--reps", type=int, default=3, help="CPU timed repetitions (median)")
+    ap.add_argument("--reps", type=int, default=3, help="CPU timed repetitions per process (median)")
+    ap.add_argument("--rounds", type=int, default=1, help="CPU: processes per method, alternating methods")
     ap.add_argument("--csv", default=str(ROOT / "benchmarks" / "results" / "cross_entropy.csv"))
     ap.add_argument("--table", default=None, help="also write the markdown table here")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -240,7 +268,7 @@ def main():
         return
 
     if args.device == "cuda":
-        methods = ["naive", "chunked", "triton", "triton_chunk1024", "triton_fp32acc", "liger", "cce"]
+        methods = ["naive", "chunked", "triton", "triton_liger_chunk", "triton_fp32acc", "liger", "cce"]
         sizes, dtype = GPU_SIZES, "bfloat16"
     else:
         methods = ["naive", "chunked"]
@@ -250,7 +278,7 @@ def main():
     if args.device == "cuda":
         rows = run_gpu(sizes, methods)
     else:
-        rows = run_cpu(sizes, methods, args.reps)
+        rows = run_cpu(sizes, methods, args.reps, args.rounds)
 
     for r in rows:
         naive = next((x for x in rows if x["n"] == r["n"] and x["h"] == r["h"] and x["method"] == "naive"), None)

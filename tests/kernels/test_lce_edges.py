@@ -10,6 +10,7 @@ from kernels import (
     linear_cross_entropy_reference,
     resolve_impl,
 )
+from kernels.ops.linear_cross_entropy import default_chunk_size
 
 IMPLS = ["chunked", pytest.param("triton", marks=pytest.mark.skipif(
     torch.cuda.is_available(), reason="interpreter run; the GPU file covers the compiled kernel"))]
@@ -104,3 +105,33 @@ def test_triton_on_cpu_without_interpreter_is_refused(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="needs CUDA"):
         resolve_impl("triton", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("accum_dtype", [None, torch.float32])
+def test_plain_backward_fills_grad(seed, impl, accum_dtype):
+    # loss.backward() passes grad_output == 1, the path that skips scaling; the weight gradient starts from the
+    # first chunk's product (no zero fill), so a stale buffer would show here.
+    hidden, weight, bias, target = make_inputs(23, 16, 301, bias=True)
+    out = linear_cross_entropy(hidden, weight, target, bias, impl=impl, chunk_size=5, accum_dtype=accum_dtype)
+    out.loss.backward()
+    ref = linear_cross_entropy_reference(hidden, weight, target, bias)[0]
+    want = torch.autograd.grad(ref, (hidden, weight, bias))
+    for got, w in zip((hidden.grad, weight.grad, bias.grad), want, strict=True):
+        assert rel_err(got, w) < 1e-4
+
+
+def test_no_rows_gives_zero_gradients(seed):
+    hidden, weight, bias, target = make_inputs(0, 8, 40, bias=True)
+    out = linear_cross_entropy(hidden, weight, target, bias, reduction="sum")
+    grads = torch.autograd.grad(out.loss, (hidden, weight, bias))
+    assert out.loss.item() == 0.0 and grads[0].shape == (0, 8)
+    assert torch.count_nonzero(grads[1]) == 0 and torch.count_nonzero(grads[2]) == 0
+
+
+def test_default_chunk_size():
+    # Liger's rule (logits chunk ~ hidden's size, power of two), floored at 1024 rows, capped at N.
+    assert default_chunk_size(4096, 4096, 69104, "cuda") == 1024
+    assert default_chunk_size(32768, 4096, 69104, "cuda") == 2048
+    assert default_chunk_size(300, 4096, 69104, "cuda") == 300
+    assert default_chunk_size(8192, 512, 69104, "cpu") == 1024

@@ -6,7 +6,7 @@ import pytest
 import torch
 from lce_cases import compare, make_inputs, rel_err
 
-from kernels import linear_cross_entropy
+from kernels import linear_cross_entropy, linear_cross_entropy_reference
 
 pytestmark = [
     pytest.mark.gpu,
@@ -54,3 +54,15 @@ def test_all_ignored(seed, reduction):
     out = linear_cross_entropy(hidden, weight, target, impl="triton", reduction=reduction)
     dh, dw = torch.autograd.grad(out.loss.sum(), (hidden, weight))
     assert torch.count_nonzero(out.loss) == 0 and torch.count_nonzero(dh) == 0 and torch.count_nonzero(dw) == 0
+
+
+def test_plain_backward_default_chunking(seed):
+    # loss.backward() (grad_output exactly 1, no rescale) with the default chunking on a ragged N: two chunks,
+    # the first written into the weight gradient without a zero fill.
+    hidden, weight, bias, target = make_inputs(1500, 256, 69104, dtype=torch.float32, device="cuda", bias=True)
+    out = linear_cross_entropy(hidden, weight, target, bias, impl="triton")
+    out.loss.backward()
+    ref = linear_cross_entropy_reference(hidden, weight, target, bias)[0]
+    want = torch.autograd.grad(ref, (hidden, weight, bias))
+    for got, w in zip((hidden.grad, weight.grad, bias.grad), want, strict=True):
+        assert rel_err(got, w) < 2e-3
