@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(PY) -m research.init_model experiment=demo out_dir=$(OUT)/model
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check research kernels tests benchmarks
