@@ -1,4 +1,4 @@
-"""Training throughput per plugin (ddp, zero2, hybrid tp=2 on 2 processes) and fused vs plain loss.
+"""Training throughput per plugin (ddp, zero2, hybrid tp=2, hybrid pp=2 on 2 processes) and fused vs plain loss.
 
 python benchmarks/train_throughput.py [--steps 8] [--seq 256]
 Runs `research.train` in benchmark mode (synthetic packs, random tiny model from the `model` group), prints a
@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every case steps on a global batch of 2 packs (pp2: one data-parallel rank, 2 pipeline micro-batches).
 CASES = [("ddp", []), ("zero2", ["plugin=zero2"]), ("hybrid tp2", ["plugin=hybrid"]),
+         ("hybrid pp2", ["plugin=hybrid", "plugin.tp_size=1", "plugin.pp_size=2", "train.grad_accum=2"]),
          ("ddp fused_ce", ["model.fused_ce=true", "model.fused_ce_impl=chunked"])]
 
 

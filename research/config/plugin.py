@@ -17,10 +17,11 @@ PLUGIN_OPTIONS = {
     "gemini": ("placement_policy", "offload_optim_frac", "offload_param_frac", "enable_flash_attention"),
     "gemini_auto": ("placement_policy", "enable_flash_attention"),
     "hybrid": ("tp_size", "pp_size", "sp_size", "zero_stage", "sp_mode", "microbatch_size", "num_microbatches",
-               "enable_flash_attention", "parallel_output", "make_vocab_size_divisible_by", "cpu_offload",
+               "pp_style", "num_model_chunks", "enable_flash_attention", "parallel_output", "make_vocab_size_divisible_by", "cpu_offload",
                "overlap_communication", "find_unused_parameters"),
 }
 SP_MODES = ("split_gather", "ring", "all_to_all", "ring_attn")
+PP_STYLES = ("1f1b", "interleaved")
 
 
 @dataclass
@@ -56,8 +57,14 @@ class PluginConfig:
     sp_mode: str | None = None
     """split_gather | ring | all_to_all | ring_attn (sequence parallelism; needs sp_size>1 or tp for split_gather/ring)."""
     microbatch_size: int | None = None
-    """Pipeline micro-batch size (pp_size > 1)."""
+    """Pipeline micro-batch size (pp_size > 1); default train.micro_batch_size. Each step's batch on a
+    data-parallel rank (train.micro_batch_size x train.grad_accum packs) is split into micro-batches of this size."""
     num_microbatches: int | None = None
+    """Pipeline micro-batches per step (pp_size > 1), instead of microbatch_size."""
+    pp_style: str | None = None
+    """1f1b | interleaved: the pipeline schedule (pp_size > 1). interleaved needs num_model_chunks > 1."""
+    num_model_chunks: int | None = None
+    """Model chunks per pipeline stage (interleaved schedule)."""
     parallel_output: bool | None = None
     """Keep logits split over tensor-parallel ranks. The trainer needs full logits (per-token loss), so it defaults to false."""
     make_vocab_size_divisible_by: int | None = None
@@ -71,12 +78,18 @@ class PluginConfig:
                 check(f.name in allowed, f"plugin.{f.name}", value,
                       f"plugin {self.name!r} does not take this option (it takes: {', '.join(allowed)})")
         for key in ("tp_size", "pp_size", "sp_size", "microbatch_size", "num_microbatches", "bucket_cap_mb",
-                    "reduce_bucket_size_in_m", "make_vocab_size_divisible_by"):
+                    "reduce_bucket_size_in_m", "make_vocab_size_divisible_by", "num_model_chunks"):
             value = getattr(self, key)
             check(value is None or value > 0, f"plugin.{key}", value, "must be positive")
         check(self.stage in (None, 1, 2), "plugin.stage", self.stage, "must be 1 or 2")
         check(self.zero_stage in (None, 0, 1, 2), "plugin.zero_stage", self.zero_stage, "must be 0, 1 or 2")
         check(self.sp_mode in (None,) + SP_MODES, "plugin.sp_mode", self.sp_mode, f"must be one of {SP_MODES}")
+        check(self.pp_style in (None,) + PP_STYLES, "plugin.pp_style", self.pp_style, f"must be one of {PP_STYLES}")
+        chunks = self.num_model_chunks or 1
+        check(self.pp_style != "interleaved" or chunks > 1, "plugin.num_model_chunks", self.num_model_chunks,
+              "must be > 1 with pp_style=interleaved")
+        check(self.pp_style == "interleaved" or chunks == 1, "plugin.num_model_chunks", self.num_model_chunks,
+              "must be 1 unless pp_style=interleaved")
         check(self.placement_policy in (None, "static", "auto"), "plugin.placement_policy", self.placement_policy,
               "must be static or auto")
         for key in ("offload_optim_frac", "offload_param_frac"):

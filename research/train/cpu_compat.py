@@ -53,4 +53,11 @@ def apply() -> None:
                         f"Parameters are expected to have the same dtype `{self._dtype}`, but got `{param.dtype}`")
 
     low_level_optim.LowLevelZeroOptimizer._sanity_checks = _sanity_checks
+
+    # Upstream: pipeline p2p asks `torch.distributed.is_hccl_available()` whenever NCCL is unavailable, and CPU
+    # builds of torch have no such function (AttributeError on the first send between pipeline stages). Without
+    # NCCL the process group is gloo here, which is exactly the answer "not an NCCL/HCCL group".
+    from colossalai.pipeline import p2p
+
+    p2p._check_for_nccl_hccl_backend = lambda group: False
     _applied = True

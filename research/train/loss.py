@@ -43,3 +43,50 @@ def forward_loss(model, batch: dict, fused: bool):
     logits = model(input_ids=batch["input_ids"], use_cache=False, **kw).logits
     per_token = token_losses(logits, labels)
     return per_token.sum() / max(count, 1), per_token.detach(), count
+
+
+def accumulate(sums: torch.Tensor, loss: torch.Tensor, per_token, count: int, batch: dict, pad_token_id: int,
+               ncat: int) -> None:
+    """Add one micro-batch to a step's statistics.
+
+    `sums` holds [loss x count, count, per-category loss sums, per-category counts, real (non-pad) tokens].
+    """
+    sums[0] += float(loss.detach()) * count
+    sums[1] += count
+    sums[-1] += int((batch["input_ids"] != pad_token_id).sum())
+    if per_token is None:
+        return
+    cat = F.pad(batch["category"][:, 1:], (0, 1), value=-1)
+    valid = F.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE_INDEX) != IGNORE_INDEX
+    for c in range(ncat):
+        sel = (cat == c) & valid
+        sums[2 + c] += float(per_token[sel].sum())
+        sums[2 + ncat + c] += int(sel.sum())
+
+
+class PipelineLoss:
+    """Criterion for `booster.execute_pipeline`, called on the last pipeline stage once per micro-batch, in order.
+
+    The pipeline hands the model only its inputs; labels and categories of micro-batch i are rows
+    [i * size, (i + 1) * size) of the step's batch, checked against the input ids the pipeline actually used.
+    Each call returns that micro-batch's mean loss (the schedule divides it by the number of micro-batches,
+    as gradient accumulation does) and adds it to the step's statistics.
+    """
+
+    def __init__(self, batch: dict, size: int, sums: torch.Tensor, pad_token_id: int, ncat: int):
+        self.batch, self.size, self.sums, self.pad, self.ncat = batch, size, sums, pad_token_id, ncat
+        self.calls = 0
+
+    def __call__(self, outputs, micro_batch: dict) -> torch.Tensor:
+        rows = slice(self.calls * self.size, (self.calls + 1) * self.size)
+        self.calls += 1
+        part = {k: self.batch[k][rows] for k in ("input_ids", "labels", "category")}
+        if not torch.equal(micro_batch["input_ids"], part["input_ids"]):
+            raise RuntimeError(f"pipeline micro-batch {self.calls - 1} is not rows {rows.start}:{rows.stop} of the "
+                               "step's batch (the schedule changed its order)")
+        labels = part["labels"]
+        count = int((labels[:, 1:] != IGNORE_INDEX).sum())
+        per_token = token_losses(outputs.logits, labels)
+        loss = per_token.sum() / max(count, 1)
+        accumulate(self.sums, loss, per_token.detach(), count, part, self.pad, self.ncat)
+        return loss

@@ -76,16 +76,24 @@ def gemini_auto(p: PluginConfig, t: TrainConfig, needs_unused: bool):
 def hybrid(p: PluginConfig, t: TrainConfig, needs_unused: bool):
     from colossalai.booster.plugin import HybridParallelPlugin
 
-    if p.get("pp_size", 1) > 1:
-        raise GraftError(f"plugin.pp_size={p.pp_size}: pipeline parallelism is not supported by this trainer yet "
-                         "(use tp_size / sp_size / zero_stage)")
-    sp_size = p.get("sp_size", 1)
+    sp_size, pp_size = p.get("sp_size", 1), p.get("pp_size", 1)
     kw = {}
     if sp_size > 1 or p.sp_mode is not None:
         kw = {"enable_sequence_parallelism": True, "sequence_parallelism_mode": p.get("sp_mode", "all_to_all")}
+    if pp_size > 1:
+        # One step's batch per data-parallel rank (micro_batch_size x grad_accum packs) goes through the pipeline
+        # as its micro-batches; by default the same micro-batches a non-pipelined run accumulates.
+        if p.num_microbatches is not None:
+            kw["num_microbatches"] = p.num_microbatches
+        else:
+            kw["microbatch_size"] = p.get("microbatch_size", t.micro_batch_size)
+        kw.update(pp_style=p.get("pp_style", "1f1b"), num_model_chunks=p.get("num_model_chunks", 1),
+                  # Overlapped p2p posts sends and receives of neighbouring chunks together; over gloo the
+                  # interleaved schedule then waits forever on the first exchange. On CPU, communicate in turn.
+                  overlap_p2p=torch.cuda.is_available())
     return HybridParallelPlugin(
-        tp_size=p.get("tp_size", 1), pp_size=1, sp_size=sp_size, zero_stage=p.get("zero_stage", 0),
-        precision=t.precision, max_norm=t.grad_clip, microbatch_size=p.get("microbatch_size", 1),
+        tp_size=p.get("tp_size", 1), pp_size=pp_size, sp_size=sp_size, zero_stage=p.get("zero_stage", 0),
+        precision=t.precision, max_norm=t.grad_clip,
         enable_flash_attention=p.get("enable_flash_attention", False),
         # The trainer computes per-token (and per-category) losses, which needs the full logits on every rank.
         parallel_output=p.get("parallel_output", False),
@@ -93,6 +101,42 @@ def hybrid(p: PluginConfig, t: TrainConfig, needs_unused: bool):
         cpu_offload=p.get("cpu_offload", False),
         overlap_communication=p.get("overlap_communication", True) and torch.cuda.is_available(),
         find_unused_parameters=p.get("find_unused_parameters", needs_unused), **kw)
+
+
+def pipeline_microbatches(p: PluginConfig, t: TrainConfig) -> tuple:
+    """(micro-batch size, number of micro-batches) of one pipelined step on one data-parallel rank."""
+    rows = t.micro_batch_size * t.grad_accum
+    if p.num_microbatches is not None:
+        if rows % p.num_microbatches:
+            raise GraftError(f"plugin.num_microbatches={p.num_microbatches} must divide the {rows} packs of a step "
+                             f"on one data-parallel rank (train.micro_batch_size x train.grad_accum)")
+        return rows // p.num_microbatches, p.num_microbatches
+    size = p.get("microbatch_size", t.micro_batch_size)
+    if rows % size:
+        raise GraftError(f"plugin.microbatch_size={size} must divide the {rows} packs of a step on one "
+                         "data-parallel rank (train.micro_batch_size x train.grad_accum)")
+    return size, rows // size
+
+
+def check_pipeline(p: PluginConfig, t: TrainConfig, num_layers: int, fused_ce: bool) -> None:
+    """Pipeline-parallel config errors (hybrid with pp_size > 1), raised before any plugin is built."""
+    pp = p.get("pp_size", 1) if p.name == "hybrid" else 1
+    if pp == 1:
+        return
+    stages = pp * p.get("num_model_chunks", 1)
+    if num_layers < stages:
+        raise GraftError(f"plugin.pp_size={pp} x num_model_chunks={p.get('num_model_chunks', 1)} exceeds the "
+                         f"model's {num_layers} decoder layers")
+    if fused_ce:
+        raise GraftError("model.fused_ce=true with plugin.pp_size>1: the pipeline's last stage computes the "
+                         "logits itself (use fused_ce=false, or tp / zero without pipeline stages)")
+    size, count = pipeline_microbatches(p, t)
+    if count < pp:
+        raise GraftError(f"a step has {count} pipeline micro-batches of {size} pack(s) but plugin.pp_size={pp} "
+                         f"needs at least {pp} (raise train.grad_accum to {-(-pp * size // t.micro_batch_size)} or more)")
+    if p.get("pp_style", "1f1b") == "interleaved" and count % pp:
+        raise GraftError(f"pp_style=interleaved needs the number of micro-batches ({count}) to be a multiple of "
+                         f"plugin.pp_size={pp}")
 
 
 def check_plugin(p: PluginConfig, world_size: int, vocab_size: int, fused_ce: bool) -> None:

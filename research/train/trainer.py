@@ -24,9 +24,15 @@ from research.errors import GraftError
 from research.runinfo import write_run_files
 from research.train import checkpoint as ckpt
 from research.train import data as D
-from research.train.loss import IGNORE_INDEX, enable_fused_ce, forward_loss
+from research.train.loss import PipelineLoss, accumulate, enable_fused_ce, forward_loss
 from research.train.metrics import MetricsLog, flops_per_token, peak_flops, peak_memory_gb
-from research.train.plugins import build_plugin, check_plugin, data_parallel
+from research.train.plugins import (
+    build_plugin,
+    check_pipeline,
+    check_plugin,
+    data_parallel,
+    pipeline_microbatches,
+)
 from research.train.stages import Schedule, Stage, stage_steps
 
 log = logging.getLogger("graft")
@@ -115,6 +121,8 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     # ---- inputs, checked before any process group or weight -------------------------------------------------
     folder, mc = _model_config(cfg)
     check_plugin(p, world, mc.vocab_size, cfg.model.fused_ce)
+    check_pipeline(p, t, mc.num_hidden_layers, cfg.model.fused_ce)
+    pipelined = p.name == "hybrid" and p.get("pp_size", 1) > 1
     if t.benchmark:
         from research.train.synthetic import write_synthetic_buckets
 
@@ -192,6 +200,8 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     if dp_size_actual != dp_size:
         raise GraftError(f"data-parallel size {dp_size_actual} differs from the expected {dp_size}")
     dp_group = getattr(plugin, "dp_group", None)
+    pp_group = plugin.pp_group if pipelined else None
+    pipe_size = pipeline_microbatches(p, t)[0] if pipelined else 0
 
     step, tokens_seen = 0, {s.config.name: 0 for s in stages}
     position = 0
@@ -223,32 +233,36 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
             if current is not None:
                 position = 0
             trainable = apply_freeze(model.unwrap(), stage.config.freeze)
+            if pp_group is not None:  # each pipeline stage holds (and counts) only its own layers
+                held = torch.tensor(trainable, dtype=torch.int64)
+                dist.all_reduce(held, group=pp_group)
+                trainable = int(held)
             n_steps = min(stage.end, end_step) - step
             dataset = D.RankSlice(streams[stage.index], position, n_steps, t.micro_batch_size, t.grad_accum,
                                   dp_size, dp_rank)
-            loader = torch.utils.data.DataLoader(dataset, batch_size=t.micro_batch_size, shuffle=False,
-                                                 collate_fn=collate, num_workers=t.num_workers)
+            # Pipelined, one loader batch is a whole step (the schedule splits it into micro-batches).
+            loader = torch.utils.data.DataLoader(dataset, shuffle=False, collate_fn=collate,
+                                                 batch_size=t.micro_batch_size * (t.grad_accum if pipelined else 1),
+                                                 num_workers=t.num_workers)
             it, current = iter(loader), stage
         lr = schedule.lr(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
         sums = torch.zeros(2 + 2 * ncat + 1, dtype=torch.float64)  # loss sum, count, per-category, real tokens
-        for _ in range(t.grad_accum):
+        if pipelined:
             batch = next(it)
-            loss, per_token, count = forward_loss(model, batch, fused)
-            booster.backward(loss / t.grad_accum, optimizer)
-            sums[0] += float(loss.detach()) * count
-            sums[1] += count
-            sums[-1] += int((batch["input_ids"] != manifest.pad_token_id).sum())
+            criterion = PipelineLoss(batch, pipe_size, sums, manifest.pad_token_id, ncat)
+            inputs = {k: batch[k] for k in ("input_ids", "position_ids", "attention_mask") if k in batch}
+            booster.execute_pipeline(iter([inputs]), model, criterion, optimizer, return_loss=False)
             bucket = batch["buckets"][-1]
-            if per_token is not None:
-                cat = torch.nn.functional.pad(batch["category"][:, 1:], (0, 1), value=-1)
-                valid = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE_INDEX) != IGNORE_INDEX
-                for c in range(ncat):
-                    sel = (cat == c) & valid
-                    sums[2 + c] += float(per_token[sel].sum())
-                    sums[2 + ncat + c] += int(sel.sum())
+        else:
+            for _ in range(t.grad_accum):
+                batch = next(it)
+                loss, per_token, count = forward_loss(model, batch, fused)
+                booster.backward(loss / t.grad_accum, optimizer)
+                accumulate(sums, loss, per_token, count, batch, manifest.pad_token_id, ncat)
+                bucket = batch["buckets"][-1]
         if p.name == "ddp":
             grad_norm = float(optimizer.clip_grad_by_norm(t.grad_clip if t.grad_clip > 0 else math.inf))
         optimizer.step()
@@ -257,6 +271,8 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
             grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
         optimizer.zero_grad()
         dist.all_reduce(sums, group=dp_group)
+        if pp_group is not None:  # only the last stage computed the loss; the others add zeros
+            dist.all_reduce(sums, group=pp_group)
         dt = time.perf_counter() - t0
         step += 1
         position += global_batch

@@ -189,3 +189,35 @@ def test_gemini_refused_on_cpu():
     with pytest.raises(GraftError, match="multiple of 128"):
         check_plugin(PluginConfig(name="hybrid", tp_size=2), 2, 200, False)
     assert np.isfinite(1.0)
+
+
+def test_pipeline_config_errors():
+    from research.config.plugin import PluginConfig
+    from research.config.train import TrainConfig
+    from research.train.plugins import check_pipeline, pipeline_microbatches
+
+    pp = PluginConfig(name="hybrid", tp_size=1, pp_size=2)
+    t = TrainConfig(micro_batch_size=2, grad_accum=4)
+    assert pipeline_microbatches(pp, t) == (2, 4)
+    assert pipeline_microbatches(PluginConfig(name="hybrid", pp_size=2, num_microbatches=2), t) == (4, 2)
+    check_pipeline(pp, t, num_layers=2, fused_ce=False)
+    with pytest.raises(GraftError, match="at least 2.*train.grad_accum to 2"):
+        check_pipeline(pp, TrainConfig(micro_batch_size=2, grad_accum=1), 2, False)
+    with pytest.raises(GraftError, match="exceeds the model's 2 decoder layers"):
+        check_pipeline(PluginConfig(name="hybrid", pp_size=4), TrainConfig(grad_accum=4), 2, False)
+    with pytest.raises(GraftError, match="fused_ce=true with plugin.pp_size>1"):
+        check_pipeline(pp, t, 2, True)
+    with pytest.raises(GraftError, match="plugin.microbatch_size=3 must divide the 8 packs"):
+        check_pipeline(PluginConfig(name="hybrid", pp_size=2, microbatch_size=3), t, 2, False)
+    with pytest.raises(GraftError, match="plugin.num_microbatches=3 must divide"):
+        check_pipeline(PluginConfig(name="hybrid", pp_size=2, num_microbatches=3), t, 2, False)
+    with pytest.raises(GraftError, match="multiple of plugin.pp_size=2"):
+        check_pipeline(PluginConfig(name="hybrid", pp_size=2, pp_style="interleaved", num_model_chunks=2),
+                       TrainConfig(micro_batch_size=1, grad_accum=3), 4, False)
+    with pytest.raises(ConfigError, match="plugin.pp_style"):
+        PluginConfig(name="hybrid", pp_style="gpipe")
+    with pytest.raises(ConfigError, match="plugin.num_model_chunks"):
+        PluginConfig(name="hybrid", pp_style="interleaved")
+    with pytest.raises(ConfigError, match="plugin.num_model_chunks"):
+        PluginConfig(name="hybrid", num_model_chunks=2)
+    check_pipeline(PluginConfig(name="ddp"), TrainConfig(grad_accum=1), 1, True)  # not pipelined: nothing to check

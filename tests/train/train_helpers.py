@@ -16,12 +16,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tiny_model(path: Path, vocab: int = VOCAB, seed: int = 0) -> Path:
+def tiny_model(path: Path, vocab: int = VOCAB, seed: int = 0, layers: int = 2) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128)
     LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
     return path
