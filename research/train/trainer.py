@@ -149,12 +149,6 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
         stages.append(Stage(i, sc, start, n, stream.length))
         start += n
     schedule = Schedule(stages, t.lr)
-    zero = p.name.startswith("zero2") or (p.name == "hybrid" and p.get("zero_stage", 0) > 0)
-    if zero and any(s.config.freeze != "full" for s in stages):
-        # LowLevelZero's sharded optimizer save expects a state for every parameter (KeyError on frozen ones).
-        raise GraftError(f"schedule={cfg.schedule.name} freezes parameters in a stage, which plugin={p.name} "
-                         "cannot checkpoint (ZeRO saves need every parameter's optimizer state); use plugin=ddp "
-                         "or hybrid with zero_stage=0")
     end_step = min(schedule.total_steps, t.max_steps) if t.max_steps else schedule.total_steps
     fingerprint = {
         "model": {k: getattr(mc, k) for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
@@ -178,6 +172,9 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     import colossalai
     from colossalai.booster import Booster
 
+    from research.train import upstream_fixes
+
+    upstream_fixes.apply()
     if not torch.cuda.is_available():
         from research.train import cpu_compat
 

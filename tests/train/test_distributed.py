@@ -76,6 +76,21 @@ def test_zero2_fused_and_hybrid_tp2(run_root, uninterrupted, tmp_path):
     assert (out / "checkpoints" / "step_00000002" / "model").is_dir()
 
 
+def test_zero2_checkpoints_frozen_stage_and_resumes(run_root, uninterrupted, tmp_path):
+    """ZeRO-2 saves a checkpoint while embeddings_only freezes the layers (they have no optimizer state yet),
+    resumes from it across the stage change, and trains as ddp does (same global batch)."""
+    out = tmp_path / "zero2"
+    args = [f"run_root={run_root}", f"out_dir={out}", *COMMON, "plugin=zero2"]
+    assert launch(args, nproc=2, env={"GRAFT_FAULT": "kill_after_step:5"}).returncode != 0
+    assert (out / "checkpoints" / "step_00000004" / "optimizer").is_dir()
+    _ok(launch(args, nproc=2))  # resumes from step 4, still in the frozen stage's checkpoint
+    ref, got = _metrics(uninterrupted), _metrics(out)
+    assert [r["step"] for r in got] == list(range(1, 9)) and got[-1]["stage"] == "full"
+    for a, b in zip(ref, got, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)
+        assert a["trainable_params"] == b["trainable_params"]
+
+
 def test_hybrid_pp2_matches_one_process_and_resumes(run_root, tmp_path):
     """Two pipeline stages (1F1B, 2 micro-batches per step) compute what one process accumulating 2 micro-batches
     computes, across the stage change that unfreezes the layers, and through a SIGKILL + resume."""
