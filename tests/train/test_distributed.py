@@ -1,5 +1,5 @@
 """Real 2-process gloo runs through the CLI: exact resume after SIGKILL (ddp), zero2 + fused loss, hybrid tp=2,
-hybrid pp=2 (pipeline) against one process."""
+hybrid pp=2 (pipeline) and sp=2 (sequence parallel) against one process."""
 
 import json
 import shutil
@@ -91,7 +91,7 @@ def test_zero2_checkpoints_frozen_stage_and_resumes(run_root, uninterrupted, tmp
         assert a["trainable_params"] == b["trainable_params"]
 
 
-def test_hybrid_pp2_matches_one_process_and_resumes(run_root, tmp_path):
+def test_hybrid_pp2_and_sp2_match_one_process(run_root, tmp_path):
     """Two pipeline stages (1F1B, 2 micro-batches per step) compute what one process accumulating 2 micro-batches
     computes, across the stage change that unfreezes the layers, and through a SIGKILL + resume."""
     common = [f"run_root={run_root}", *COMMON, "train.grad_accum=2"]
@@ -114,6 +114,14 @@ def test_hybrid_pp2_matches_one_process_and_resumes(run_root, tmp_path):
     ma = AutoModelForCausalLM.from_pretrained(ref_out / "final").state_dict()
     mb = AutoModelForCausalLM.from_pretrained(out / "final").state_dict()
     assert ma.keys() == mb.keys() and all(torch.allclose(ma[k], mb[k], rtol=1e-5, atol=1e-6) for k in ma)
+    # Sequence parallelism (all_to_all, sp=2) on the same one data-parallel rank: the same training again.
+    sp_out = tmp_path / "sp2"
+    _ok(launch([*common, f"out_dir={sp_out}", "train.max_steps=4", "plugin=hybrid", "plugin.tp_size=1",
+                "plugin.sp_size=2", "plugin.sp_mode=all_to_all"], nproc=2))
+    sp = _metrics(sp_out)
+    assert len(sp) == 4
+    for a, b in zip(ref, sp, strict=False):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)
 
 
 def test_hybrid_interleaved_pipeline_matches_one_process(run_root, tmp_path):
