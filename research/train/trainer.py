@@ -303,6 +303,8 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     # ---- outputs ------------------------------------------------------------------------------------------------
     summary = {"steps": step, "total_steps": schedule.total_steps, "completed": step >= schedule.total_steps,
                "plugin": p.name, "world_size": world, "dp_size": dp_size, "global_batch": global_batch,
+               "mesh": {"dp": dp_size, **({k: p.get(f"{k}_size", 1) for k in ("tp", "pp", "sp")}
+                                          if p.name == "hybrid" else {"tp": 1, "pp": 1, "sp": 1})},
                "num_params": num_params, "tokens_seen": tokens_seen, "fused_ce": fused, "doc_mask": t.doc_mask,
                "stages": [{"name": s.config.name, "start": s.start, "steps": s.steps, "packs_per_pass": s.num_packs,
                            "freeze": s.config.freeze} for s in stages],

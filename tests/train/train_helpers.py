@@ -1,5 +1,6 @@
-"""Helpers shared by the train tests: a tiny model, a free port, a CLI launcher."""
+"""Helpers shared by the train tests: a tiny model, a free port, a CLI launcher, its metrics."""
 
+import json
 import os
 import socket
 import subprocess
@@ -37,3 +38,12 @@ def launch(overrides: list, nproc: int = 1, env: dict | None = None, timeout: in
     full_env = {**{k: v for k, v in os.environ.items() if k != "GRAFT_FAULT"}, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **(env or {})}
     return subprocess.run(cmd + ["logger=none", *overrides], cwd=ROOT, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def metrics(out: Path) -> list:
+    """The records of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def ok(r) -> None:
+    assert r.returncode == 0, r.stderr[-3000:]
