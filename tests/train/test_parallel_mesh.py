@@ -15,14 +15,14 @@ COMMON = ["schedule=embed_warmup_then_full", "train.checkpoint_every=2", "train.
 
 def test_hybrid_pp2_and_sp2_match_one_process(run_root, tmp_path):
     """Two pipeline stages (1F1B, 2 micro-batches per step) compute what one process accumulating 2 micro-batches
-    computes, across the stage change that unfreezes the layers, and through a SIGKILL + resume."""
+    computes, across the stage change that unfreezes the layers, and through a SIGKILL + resume in the middle of a stage."""
     common = [f"run_root={run_root}", *COMMON, "train.grad_accum=2"]
     ref_out, out = tmp_path / "one", tmp_path / "pp2"
     _ok(launch([*common, f"out_dir={ref_out}"], nproc=1))
     pp = [*common, f"out_dir={out}", "plugin=hybrid", "plugin.tp_size=1", "plugin.pp_size=2"]
-    assert launch(pp, nproc=2, env={"GRAFT_FAULT": "kill_after_step:5"}).returncode != 0
-    assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_00000002", "step_00000004"]
-    _ok(launch(pp, nproc=2))  # resumes from step 4
+    assert launch(pp, nproc=2, env={"GRAFT_FAULT": "kill_after_step:7"}).returncode != 0
+    assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_00000004", "step_00000006"]
+    _ok(launch(pp, nproc=2))  # resumes from step 6: stage "full", sample position 4 packs in
     ref, got = _metrics(ref_out), _metrics(out)
     assert [r["step"] for r in got] == list(range(1, 9))
     for a, b in zip(ref, got, strict=True):
