@@ -118,6 +118,20 @@ def pipeline_microbatches(p: PluginConfig, t: TrainConfig) -> tuple:
     return size, rows // size
 
 
+def check_attention(p: PluginConfig, t: TrainConfig) -> None:
+    """Flash attention under a plugin (gemini, hybrid): refused where it would fail late or drop the document mask."""
+    if not p.get("enable_flash_attention", False):
+        return
+    if t.doc_mask:
+        # ColoAttention reads attention_mask as a [batch, seq] padding mask; the per-document [batch, 1, seq, seq]
+        # mask would be misread, not applied.
+        raise GraftError("plugin.enable_flash_attention=true cannot apply train.doc_mask=true (ColoAttention takes "
+                         "a padding mask only, not the per-document mask of packed sequences); set one of them to false")
+    if not torch.cuda.is_available():
+        raise GraftError(f"plugin.enable_flash_attention=true (plugin={p.name}) needs a CUDA GPU for ColoAttention's "
+                         "kernels; set it to false on CPU")
+
+
 def check_pipeline(p: PluginConfig, t: TrainConfig, num_layers: int, fused_ce: bool) -> None:
     """Pipeline-parallel config errors (hybrid with pp_size > 1), raised before any plugin is built."""
     pp = p.get("pp_size", 1) if p.name == "hybrid" else 1

@@ -28,6 +28,7 @@ from research.train.loss import PipelineLoss, accumulate, enable_fused_ce, forwa
 from research.train.metrics import MetricsLog, flops_per_token, peak_flops, peak_memory_gb
 from research.train.plugins import (
     build_plugin,
+    check_attention,
     check_pipeline,
     check_plugin,
     data_parallel,
@@ -122,6 +123,7 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     folder, mc = _model_config(cfg)
     check_plugin(p, world, mc.vocab_size, cfg.model.fused_ce)
     check_pipeline(p, t, mc.num_hidden_layers, cfg.model.fused_ce)
+    check_attention(p, t)
     pipelined = p.name == "hybrid" and p.get("pp_size", 1) > 1
     if t.benchmark:
         from research.train.synthetic import write_synthetic_buckets

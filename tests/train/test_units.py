@@ -221,3 +221,21 @@ def test_pipeline_config_errors():
     with pytest.raises(ConfigError, match="plugin.num_model_chunks"):
         PluginConfig(name="hybrid", num_model_chunks=2)
     check_pipeline(PluginConfig(name="ddp"), TrainConfig(grad_accum=1), 1, True)  # not pipelined: nothing to check
+
+
+def test_flash_attention_refusals():
+    from research.config.plugin import PluginConfig
+    from research.config.train import TrainConfig
+    from research.train.plugins import check_attention
+
+    check_attention(PluginConfig(name="hybrid"), TrainConfig())  # off: nothing to check
+    flash = PluginConfig(name="hybrid", enable_flash_attention=True)
+    with pytest.raises(GraftError, match="cannot apply train.doc_mask=true"):
+        check_attention(flash, TrainConfig(doc_mask=True))
+    if torch.cuda.is_available():
+        check_attention(flash, TrainConfig(doc_mask=False))
+    else:
+        with pytest.raises(GraftError, match="enable_flash_attention=true .plugin=hybrid. needs a CUDA GPU"):
+            check_attention(flash, TrainConfig(doc_mask=False))
+    with pytest.raises(ConfigError, match="plugin.enable_flash_attention"):
+        PluginConfig(name="ddp", enable_flash_attention=True)  # a plugin that does not take it
