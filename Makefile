@@ -22,10 +22,9 @@ $(STAMP): pyproject.toml requirements/no-deps.txt scripts/install_torch.sh
 	$(PY) -c "import torch, transformers, colossalai, hydra, sentencepiece; print('graft env ok: torch', torch.__version__, 'transformers', transformers.__version__, 'colossalai', colossalai.__version__)"
 	touch $(STAMP)
 
+# Every stage (demo inputs, expand_vocab, init_model, prepare_data, train on 2 processes, evaluate) and the report.
 demo: $(STAMP)
-	$(PY) -m research.demo_inputs out_dir=$(OUT)/inputs
-	$(PY) -m research.expand_vocab experiment=demo out_dir=$(OUT)/tokenizer
-	$(PY) -m research.init_model experiment=demo out_dir=$(OUT)/model
+	$(PY) -m research.pipeline experiment=demo run_root=$(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
