@@ -146,7 +146,7 @@ def check_pipeline(p: PluginConfig, t: TrainConfig, num_layers: int, fused_ce: b
                          "logits itself (use fused_ce=false, or tp / zero without pipeline stages)")
     size, count = pipeline_microbatches(p, t)
     if count < pp:
-        raise GraftError(f"a step has {count} pipeline micro-batches of {size} pack(s) but plugin.pp_size={pp} "
+        raise GraftError(f"a step makes {count} pipeline micro-batch(es) of {size} pack(s), but plugin.pp_size={pp} "
                          f"needs at least {pp} (raise train.grad_accum to {-(-pp * size // t.micro_batch_size)} or more)")
     if p.get("pp_style", "1f1b") == "interleaved" and count % pp:
         raise GraftError(f"pp_style=interleaved needs the number of micro-batches ({count}) to be a multiple of "
