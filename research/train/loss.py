@@ -1,6 +1,7 @@
 """The training loss: per-token cross-entropy (plain), or the fused linear cross-entropy from kernels/."""
 
 import logging
+import types
 
 import torch
 import torch.nn.functional as F
@@ -64,17 +65,30 @@ def accumulate(sums: torch.Tensor, loss: torch.Tensor, per_token, count: int, ba
         sums[2 + ncat + c] += int(sel.sum())
 
 
+def defer_lm_head(model: torch.nn.Module) -> torch.nn.Module:
+    """Make the (pipeline-sharded) model's lm_head return its input, so the last stage's "logits" are the final
+    hidden states and the criterion computes the loss with the fused op; returns the head, whose weight (and
+    bias) stay the model's parameters. colossalai's PaddingLMHead keeps `old_num_embeddings` real rows."""
+    head = model.lm_head
+    head.forward = types.MethodType(lambda self, hidden: hidden, head)
+    return head
+
+
 class PipelineLoss:
     """Criterion for `booster.execute_pipeline`, called on the last pipeline stage once per micro-batch, in order.
 
     The pipeline hands the model only its inputs; labels and categories of micro-batch i are rows
     [i * size, (i + 1) * size) of the step's batch, checked against the input ids the pipeline actually used.
     Each call returns that micro-batch's mean loss (the schedule divides it by the number of micro-batches,
-    as gradient accumulation does) and adds it to the step's statistics.
+    as gradient accumulation does) and adds it to the step's statistics. With `head` (see defer_lm_head) the
+    model returned hidden states and the loss is kernels' fused linear cross-entropy over the head's real rows
+    (no per-category losses then, as with the fused loss elsewhere).
     """
 
-    def __init__(self, batch: dict, size: int, sums: torch.Tensor, pad_token_id: int, ncat: int):
+    def __init__(self, batch: dict, size: int, sums: torch.Tensor, pad_token_id: int, ncat: int,
+                 head: torch.nn.Module | None = None, impl: str = "auto"):
         self.batch, self.size, self.sums, self.pad, self.ncat = batch, size, sums, pad_token_id, ncat
+        self.head, self.impl = head, impl
         self.calls = 0
 
     def __call__(self, outputs, micro_batch: dict) -> torch.Tensor:
@@ -86,6 +100,16 @@ class PipelineLoss:
                                "step's batch (the schedule changed its order)")
         labels = part["labels"]
         count = int((labels[:, 1:] != IGNORE_INDEX).sum())
+        if self.head is not None:
+            from kernels import linear_cross_entropy
+
+            rows = getattr(self.head, "old_num_embeddings", self.head.weight.shape[0])
+            bias = self.head.bias[:rows] if self.head.bias is not None else None
+            shifted = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+            loss = linear_cross_entropy(outputs.logits, self.head.weight[:rows], shifted, bias,
+                                        ignore_index=IGNORE_INDEX, impl=self.impl).loss
+            accumulate(self.sums, loss, None, count, part, self.pad, self.ncat)
+            return loss
         per_token = token_losses(outputs.logits, labels)
         loss = per_token.sum() / max(count, 1)
         accumulate(self.sums, loss, per_token.detach(), count, part, self.pad, self.ncat)

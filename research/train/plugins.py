@@ -132,7 +132,7 @@ def check_attention(p: PluginConfig, t: TrainConfig) -> None:
                          "kernels; set it to false on CPU")
 
 
-def check_pipeline(p: PluginConfig, t: TrainConfig, num_layers: int, fused_ce: bool) -> None:
+def check_pipeline(p: PluginConfig, t: TrainConfig, num_layers: int) -> None:
     """Pipeline-parallel config errors (hybrid with pp_size > 1), raised before any plugin is built."""
     pp = p.get("pp_size", 1) if p.name == "hybrid" else 1
     if pp == 1:
@@ -141,9 +141,6 @@ def check_pipeline(p: PluginConfig, t: TrainConfig, num_layers: int, fused_ce: b
     if num_layers < stages:
         raise GraftError(f"plugin.pp_size={pp} x num_model_chunks={p.get('num_model_chunks', 1)} exceeds the "
                          f"model's {num_layers} decoder layers")
-    if fused_ce:
-        raise GraftError("model.fused_ce=true with plugin.pp_size>1: the pipeline's last stage computes the "
-                         "logits itself (use fused_ce=false, or tp / zero without pipeline stages)")
     size, count = pipeline_microbatches(p, t)
     if count < pp:
         raise GraftError(f"a step makes {count} pipeline micro-batch(es) of {size} pack(s), but plugin.pp_size={pp} "
@@ -151,6 +148,15 @@ def check_pipeline(p: PluginConfig, t: TrainConfig, num_layers: int, fused_ce: b
     if p.get("pp_style", "1f1b") == "interleaved" and count % pp:
         raise GraftError(f"pp_style=interleaved needs the number of micro-batches ({count}) to be a multiple of "
                          f"plugin.pp_size={pp}")
+
+
+def vocab_multiple(p: PluginConfig, vocab_size: int) -> int:
+    """hybrid's make_vocab_size_divisible_by: as configured, else the largest of 64, 32, ..., 1 that, times
+    tp_size, divides the vocabulary (no padding: colossalai cannot checkpoint padded embeddings)."""
+    if p.make_vocab_size_divisible_by is not None:
+        return p.make_vocab_size_divisible_by
+    tp = p.get("tp_size", 1)
+    return next((m for m in (64, 32, 16, 8, 4, 2) if vocab_size % (m * tp) == 0), 1)
 
 
 def check_plugin(p: PluginConfig, world_size: int, vocab_size: int, fused_ce: bool) -> None:
@@ -164,10 +170,15 @@ def check_plugin(p: PluginConfig, world_size: int, vocab_size: int, fused_ce: bo
     if world_size % (tp * p.get("pp_size", 1) * sp):
         raise GraftError(f"plugin.tp_size={tp} x pp_size={p.get('pp_size', 1)} x sp_size={sp} must divide the "
                          f"world size {world_size}")
-    mult = p.get("make_vocab_size_divisible_by", 64) * tp
-    if tp > 1 and vocab_size % mult:
-        raise GraftError(f"model vocab_size={vocab_size} must be a multiple of {mult} (make_vocab_size_divisible_by x "
-                         f"tp_size) for tensor-parallel checkpoints; expand with tokenizer.pad_to_multiple_of={mult}")
+    mult = vocab_multiple(p, vocab_size) * tp
+    if vocab_size % mult:
+        # colossalai pads embed_tokens / lm_head to that multiple, and its optimizer checkpoint then fails on the
+        # padded weights (AttributeError in padded_tensor) after training, at the first save.
+        raise GraftError(f"model vocab_size={vocab_size} must be a multiple of {mult} (plugin."
+                         f"make_vocab_size_divisible_by={mult // tp} x tp_size={tp}): colossalai cannot checkpoint a "
+                         f"padded vocabulary; expand with tokenizer.pad_to_multiple_of={mult}"
+                         + (", or leave make_vocab_size_divisible_by unset to pick one that needs no padding"
+                            if p.make_vocab_size_divisible_by is not None else ""))
     if tp > 1 and fused_ce:
         raise GraftError("model.fused_ce=true with plugin.tp_size>1: the fused loss needs the whole lm_head "
                          "(use ddp or zero2, or fused_ce=false)")

@@ -4,6 +4,7 @@ Everything the user can get wrong (missing data, vocabulary mismatch, plugin opt
 is checked before the process group starts or any weight is loaded.
 """
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from research.errors import GraftError
 from research.runinfo import write_run_files
 from research.train import checkpoint as ckpt
 from research.train import data as D
-from research.train.loss import PipelineLoss, accumulate, enable_fused_ce, forward_loss
+from research.train.loss import PipelineLoss, accumulate, defer_lm_head, enable_fused_ce, forward_loss
 from research.train.metrics import MetricsLog, flops_per_token, peak_flops, peak_memory_gb
 from research.train.plugins import (
     build_plugin,
@@ -33,6 +34,7 @@ from research.train.plugins import (
     check_plugin,
     data_parallel,
     pipeline_microbatches,
+    vocab_multiple,
 )
 from research.train.stages import Schedule, Stage, stage_steps
 
@@ -122,8 +124,10 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     # ---- inputs, checked before any process group or weight -------------------------------------------------
     folder, mc = _model_config(cfg)
     check_plugin(p, world, mc.vocab_size, cfg.model.fused_ce)
-    check_pipeline(p, t, mc.num_hidden_layers, cfg.model.fused_ce)
+    check_pipeline(p, t, mc.num_hidden_layers)
     check_attention(p, t)
+    if p.name == "hybrid":
+        p = dataclasses.replace(p, make_vocab_size_divisible_by=vocab_multiple(p, mc.vocab_size))
     pipelined = p.name == "hybrid" and p.get("pp_size", 1) > 1
     if t.benchmark:
         from research.train.synthetic import write_synthetic_buckets
@@ -186,7 +190,8 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
 
     torch.manual_seed(t.seed)
     model = LlamaForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32) if folder else LlamaForCausalLM(mc)
-    fused = enable_fused_ce(model, cfg.model.fused_ce_impl) if cfg.model.fused_ce else False
+    # Pipelined, the last stage's criterion computes the fused loss (set up after boost); otherwise the forward does.
+    fused = cfg.model.fused_ce and (pipelined or enable_fused_ce(model, cfg.model.fused_ce_impl))
     if t.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     num_params = sum(q.numel() for q in model.parameters())
@@ -200,6 +205,7 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
         raise GraftError(f"data-parallel size {dp_size_actual} differs from the expected {dp_size}")
     dp_group = getattr(plugin, "dp_group", None)
     pp_group = plugin.pp_group if pipelined else None
+    head = defer_lm_head(model.unwrap()) if fused and pipelined and plugin.stage_manager.is_last_stage() else None
     pipe_size = pipeline_microbatches(p, t)[0] if pipelined else 0
 
     step, tokens_seen = 0, {s.config.name: 0 for s in stages}
@@ -251,7 +257,7 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
         sums = torch.zeros(2 + 2 * ncat + 1, dtype=torch.float64)  # loss sum, count, per-category, real tokens
         if pipelined:
             batch = next(it)
-            criterion = PipelineLoss(batch, pipe_size, sums, manifest.pad_token_id, ncat)
+            criterion = PipelineLoss(batch, pipe_size, sums, manifest.pad_token_id, ncat, head, cfg.model.fused_ce_impl)
             inputs = {k: batch[k] for k in ("input_ids", "position_ids", "attention_mask") if k in batch}
             booster.execute_pipeline(iter([inputs]), model, criterion, optimizer, return_loss=False)
             bucket = batch["buckets"][-1]

@@ -3,7 +3,6 @@
 import math
 import os
 
-import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -186,9 +185,17 @@ def test_gemini_refused_on_cpu():
         pytest.skip("GPU present")
     with pytest.raises(GraftError, match="Gemini needs a CUDA GPU"):
         check_plugin(PluginConfig(name="gemini"), 2, 256, False)
-    with pytest.raises(GraftError, match="multiple of 128"):
-        check_plugin(PluginConfig(name="hybrid", tp_size=2), 2, 200, False)
-    assert np.isfinite(1.0)
+    with pytest.raises(GraftError, match="multiple of 128 .*make_vocab_size_divisible_by=64 x tp_size=2"):
+        check_plugin(PluginConfig(name="hybrid", tp_size=2, make_vocab_size_divisible_by=64), 2, 200, False)
+    with pytest.raises(GraftError, match="multiple of 64"):  # padding breaks checkpoints without tp too
+        check_plugin(PluginConfig(name="hybrid", tp_size=1, pp_size=2, make_vocab_size_divisible_by=64), 2, 200, False)
+    with pytest.raises(GraftError, match="multiple of 2 "):  # no multiple avoids padding: odd vocabulary, tp=2
+        check_plugin(PluginConfig(name="hybrid", tp_size=2), 2, 201, False)
+    check_plugin(PluginConfig(name="hybrid", tp_size=2), 2, 200, False)  # unset: 4 x 2 = 8 divides 200
+    from research.train.plugins import vocab_multiple
+
+    assert [vocab_multiple(PluginConfig(name="hybrid", tp_size=tp), v) for tp, v in
+            ((1, 69104), (2, 69104), (1, 69120), (2, 69120), (1, 201))] == [16, 8, 64, 64, 1]
 
 
 def test_pipeline_config_errors():
@@ -200,27 +207,25 @@ def test_pipeline_config_errors():
     t = TrainConfig(micro_batch_size=2, grad_accum=4)
     assert pipeline_microbatches(pp, t) == (2, 4)
     assert pipeline_microbatches(PluginConfig(name="hybrid", pp_size=2, num_microbatches=2), t) == (4, 2)
-    check_pipeline(pp, t, num_layers=2, fused_ce=False)
+    check_pipeline(pp, t, num_layers=2)
     with pytest.raises(GraftError, match="at least 2.*train.grad_accum to 2"):
-        check_pipeline(pp, TrainConfig(micro_batch_size=2, grad_accum=1), 2, False)
+        check_pipeline(pp, TrainConfig(micro_batch_size=2, grad_accum=1), 2)
     with pytest.raises(GraftError, match="exceeds the model's 2 decoder layers"):
-        check_pipeline(PluginConfig(name="hybrid", pp_size=4), TrainConfig(grad_accum=4), 2, False)
-    with pytest.raises(GraftError, match="fused_ce=true with plugin.pp_size>1"):
-        check_pipeline(pp, t, 2, True)
+        check_pipeline(PluginConfig(name="hybrid", pp_size=4), TrainConfig(grad_accum=4), 2)
     with pytest.raises(GraftError, match="plugin.microbatch_size=3 must divide the 8 packs"):
-        check_pipeline(PluginConfig(name="hybrid", pp_size=2, microbatch_size=3), t, 2, False)
+        check_pipeline(PluginConfig(name="hybrid", pp_size=2, microbatch_size=3), t, 2)
     with pytest.raises(GraftError, match="plugin.num_microbatches=3 must divide"):
-        check_pipeline(PluginConfig(name="hybrid", pp_size=2, num_microbatches=3), t, 2, False)
+        check_pipeline(PluginConfig(name="hybrid", pp_size=2, num_microbatches=3), t, 2)
     with pytest.raises(GraftError, match="multiple of plugin.pp_size=2"):
         check_pipeline(PluginConfig(name="hybrid", pp_size=2, pp_style="interleaved", num_model_chunks=2),
-                       TrainConfig(micro_batch_size=1, grad_accum=3), 4, False)
+                       TrainConfig(micro_batch_size=1, grad_accum=3), 4)
     with pytest.raises(ConfigError, match="plugin.pp_style"):
         PluginConfig(name="hybrid", pp_style="gpipe")
     with pytest.raises(ConfigError, match="plugin.num_model_chunks"):
         PluginConfig(name="hybrid", pp_style="interleaved")
     with pytest.raises(ConfigError, match="plugin.num_model_chunks"):
         PluginConfig(name="hybrid", num_model_chunks=2)
-    check_pipeline(PluginConfig(name="ddp"), TrainConfig(grad_accum=1), 1, True)  # not pipelined: nothing to check
+    check_pipeline(PluginConfig(name="ddp"), TrainConfig(grad_accum=1), 1)  # not pipelined: nothing to check
 
 
 def test_flash_attention_refusals():
