@@ -119,7 +119,8 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     t, out = cfg.train, Path(cfg.out_dir)
     rank, world = _env_world()
     p = cfg.plugin
-    mp = p.get("tp_size", 1) * p.get("pp_size", 1) * p.get("sp_size", 1) if p.name == "hybrid" else 1
+    mesh = {k: p.get(f"{k}_size", 1) if p.name == "hybrid" else 1 for k in ("tp", "pp", "sp")}
+    mp = math.prod(mesh.values())
 
     # ---- inputs, checked before any process group or weight -------------------------------------------------
     folder, mc = _model_config(cfg)
@@ -128,7 +129,7 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     check_attention(p, t)
     if p.name == "hybrid":
         p = dataclasses.replace(p, make_vocab_size_divisible_by=vocab_multiple(p, mc.vocab_size))
-    pipelined = p.name == "hybrid" and p.get("pp_size", 1) > 1
+    pipelined = mesh["pp"] > 1
     if t.benchmark:
         from research.train.synthetic import write_synthetic_buckets
 
@@ -311,8 +312,7 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     # ---- outputs ------------------------------------------------------------------------------------------------
     summary = {"steps": step, "total_steps": schedule.total_steps, "completed": step >= schedule.total_steps,
                "plugin": p.name, "world_size": world, "dp_size": dp_size, "global_batch": global_batch,
-               "mesh": {"dp": dp_size, **({k: p.get(f"{k}_size", 1) for k in ("tp", "pp", "sp")}
-                                          if p.name == "hybrid" else {"tp": 1, "pp": 1, "sp": 1})},
+               "mesh": {"dp": dp_size, **mesh},
                "num_params": num_params, "tokens_seen": tokens_seen, "fused_ce": fused, "doc_mask": t.doc_mask,
                "stages": [{"name": s.config.name, "start": s.start, "steps": s.steps, "packs_per_pass": s.num_packs,
                            "freeze": s.config.freeze} for s in stages],

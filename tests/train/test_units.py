@@ -177,7 +177,7 @@ def test_paper_7b_composes():
     assert all(math.isclose(s.min_lr_ratio, 0.1) for s in cfg.schedule.stages)
 
 
-def test_gemini_refused_on_cpu():
+def test_plugin_checks_gemini_and_vocabulary_multiple():
     from research.config.plugin import PluginConfig
     from research.train.plugins import check_plugin
 
