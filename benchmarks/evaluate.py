@@ -24,7 +24,7 @@ from research.eval.datasets import load_benchmark
 from research.eval.inference import Scorer
 from research.eval.methods import score_questions
 from research.eval.prompts import build_prompt
-from research.eval.records import Rejects
+from research.rejects import Rejects
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV = ROOT / "benchmarks" / "results" / "evaluate.csv"
@@ -67,7 +67,7 @@ def main():
     model, tok = build(args.hidden, args.layers)
     params = sum(p.numel() for p in model.parameters())
     subjects = ["high_school_geography", "marketing", "international_law", "abstract_algebra"]
-    bench = load_benchmark(DatasetSpec(name="mmlu", subjects=subjects), Rejects(),
+    bench = load_benchmark(DatasetSpec(name="mmlu", subjects=subjects), Rejects("dataset"),
                            limit_per_subject=-(-args.questions // len(subjects)))
     qs = bench.questions[: args.questions]
     prompts = [build_prompt(q, bench.dev[q.subject][: args.shots], lambda t: len(tok(t).input_ids), 2048, 64)

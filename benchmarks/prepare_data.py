@@ -40,7 +40,7 @@ def run_ours(run_root: Path, tokenizer: Path, workers: int, max_length: int):
 
     from research.atomic import atomic_dir
     from research.config import to_object
-    from research.data import pipeline
+    from research.data import prepare as pipeline
 
     overrides = [f"run_root={run_root}", f"paths.tokenizer={tokenizer}", f"data.num_workers={workers}",
                  f"data.max_length={max_length}"]

@@ -12,7 +12,7 @@ import sys
 
 from research.errors import GraftError
 from research.sweep.jobs import OK, load_sweep
-from research.sweep.report import write_all
+from research.sweep.sweep_files import write_all
 
 log = logging.getLogger("graft.collect_sweep")
 

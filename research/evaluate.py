@@ -4,7 +4,7 @@ Scores a causal LM on multiple-choice benchmarks (first-token, log-likelihood ra
 held-out text (perplexity, bits per byte). Under `torchrun --nproc_per_node N` each process scores a shard."""
 
 from research.cli import app
-from research.eval.runner import run
+from research.eval.evaluation import run
 
 
 @app("evaluate")

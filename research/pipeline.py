@@ -8,8 +8,8 @@ the cache (`pipeline.cache_dir`); then writes run_root/stages.json, summary.json
 from hydra.core.hydra_config import HydraConfig
 
 from research.cli import app, log
-from research.orchestrate.report import key_figures, write_report
-from research.orchestrate.runner import run_pipeline
+from research.orchestrate.run_report import key_figures, write_report
+from research.orchestrate.run_stages import run_pipeline
 from research.runinfo import write_run_files
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from research.atomic import atomic_dir
 from research.cli import app, log
-from research.data.pipeline import prepare
+from research.data.prepare import prepare
 from research.runinfo import write_run_files
 
 

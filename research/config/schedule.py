@@ -1,7 +1,7 @@
 """Schema of the `schedule` group: the training stages (embedding warm-up, knowledge injection, replay, ...).
 
 A schedule is data: a list of stages, each naming its data (buckets and a per-category mix), its budget, its
-learning-rate shape and which parameters train. `research.train.stages` resolves budgets to steps once the data
+learning-rate shape and which parameters train. `research.train.stage_plan` resolves budgets to steps once the data
 and the global batch are known, and looks a step up in the result.
 """
 

@@ -44,7 +44,7 @@ class TrainConfig:
     """Benchmark mode: length of the synthetic packs."""
     """Benchmark mode: steps not timed at the start (allocation, first-call overheads)."""
     peak_flops: float = 0.0
-    """Peak FLOP/s of one device for MFU; 0 = look the GPU up in research.train.metrics (no MFU on CPU)."""
+    """Peak FLOP/s of one device for MFU; 0 = look the GPU up in research.train.step_metrics (no MFU on CPU)."""
     num_workers: int = 0
     """DataLoader worker processes per rank (0 = load in the training process)."""
     gradient_checkpointing: bool = False

@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from research.config.data import CleanConfig, InputConfig
 from research.data import charclass as cc
-from research.data.records import Record, Rejects
+from research.data.document import Record
+from research.rejects import Rejects
 
 STEP = "clean"
 

@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from research.config.data import DedupConfig
 from research.data import charclass as cc
-from research.data.records import Record, Rejects
+from research.data.document import Record
+from research.rejects import Rejects
 
 STEP = "dedup"
 SHIFT32 = np.uint64(32)

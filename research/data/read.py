@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from research.config.data import InputConfig
-from research.data.records import Record, Rejects
+from research.data.document import Record
 from research.errors import GraftError
+from research.rejects import Rejects
 
 STEP = "read"
 

@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 from research.config.data import ScoreConfig
 from research.data import charclass as cc
-from research.data.records import Record, Rejects
+from research.data.document import Record
 from research.errors import ConfigError
+from research.rejects import Rejects
 
 STEP = "score"
 END_PUNCT = tuple("。！？!?.…\"”’）)」』")

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from research.config.data import TokenizeConfig
-from research.data.records import Record
+from research.data.document import Record
 from research.errors import GraftError
 
 SP_MODEL = "tokenizer.model"

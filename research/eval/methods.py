@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from research.eval.inference import Scorer
 from research.eval.prompts import ANSWER_SEP, Prompt, lang
-from research.eval.records import Question
+from research.eval.question import Question
 
 LOGLIK_VARIANTS = ("loglik", "loglik_norm", "loglik_byte")
 

@@ -4,7 +4,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from research.eval.records import Question
+from research.eval.question import Question
 
 HEADERS = {
     "en": "The following are multiple choice questions (with answers) about {subject}.\n\n",

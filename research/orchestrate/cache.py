@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from research.orchestrate.stages import Stage
+from research.orchestrate.stage_specs import Stage
 
 log = logging.getLogger("graft.pipeline")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from research.orchestrate.stages import STAGES, Stage
+from research.orchestrate.stage_specs import STAGES, Stage
 
 KEY_CHARS = 16
 

@@ -24,9 +24,7 @@ from research.config.schedule import StageConfig
 from research.errors import GraftError
 from research.runinfo import write_run_files
 from research.train import checkpoint as ckpt
-from research.train import data as D
-from research.train.loss import PipelineLoss, accumulate, defer_lm_head, enable_fused_ce, forward_loss
-from research.train.metrics import MetricsLog, flops_per_token, peak_flops, peak_memory_gb
+from research.train import loader as D
 from research.train.plugins import (
     build_plugin,
     check_attention,
@@ -36,7 +34,9 @@ from research.train.plugins import (
     pipeline_microbatches,
     vocab_multiple,
 )
-from research.train.stages import Schedule, Stage, stage_steps
+from research.train.stage_plan import Schedule, Stage, stage_steps
+from research.train.step_metrics import MetricsLog, flops_per_token, peak_flops, peak_memory_gb
+from research.train.token_loss import PipelineLoss, accumulate, defer_lm_head, enable_fused_ce, forward_loss
 
 log = logging.getLogger("graft")
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

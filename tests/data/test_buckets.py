@@ -1,6 +1,6 @@
 import numpy as np
 
-from research.data.buckets import apply_weight, assign_bins, bucket_docs, packs_table
+from research.data.bins import apply_weight, assign_bins, bucket_docs, packs_table
 from research.data.pack import chunk_docs, pack
 from research.data.tokenize import Doc
 

@@ -14,7 +14,8 @@ from research.data.clean import (
     expected_langs,
     normalize,
 )
-from research.data.records import Record, Rejects
+from research.data.document import Record
+from research.rejects import Rejects
 
 ZH = "中国人民银行今天宣布，从下月起下调金融机构人民币存款准备金率，以保持流动性合理充裕。"
 EN = "The committee met on Tuesday to discuss the budget for the coming year and approved it."

@@ -16,7 +16,8 @@ from research.data.dedup import (
     signatures_numpy,
 )
 from research.data.demo_corpus import peoples_daily_articles
-from research.data.records import Record, Rejects
+from research.data.document import Record
+from research.rejects import Rejects
 
 
 @pytest.fixture(scope="module")

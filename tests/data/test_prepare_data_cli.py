@@ -11,9 +11,9 @@ from hydra import compose, initialize_config_dir
 
 from research.atomic import atomic_dir
 from research.config import to_object
-from research.data import buckets as bk
+from research.data import bins as bk
 from research.data.demo_corpus import build_demo_corpus
-from research.data.pipeline import prepare
+from research.data.prepare import prepare
 from research.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

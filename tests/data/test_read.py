@@ -4,8 +4,8 @@ import pytest
 
 from research.config.data import InputConfig
 from research.data.read import read_inputs, resolve_inputs
-from research.data.records import Rejects
 from research.errors import GraftError
+from research.rejects import Rejects
 
 
 def _write(path, lines):

@@ -1,9 +1,10 @@
 import pytest
 
 from research.config.data import ScoreConfig
-from research.data.records import Record, Rejects
+from research.data.document import Record
 from research.data.score import SCORERS, build_scorer, score_filter
 from research.errors import ConfigError
+from research.rejects import Rejects
 
 GOOD = "中国人民银行今天宣布，从下月起下调金融机构人民币存款准备金率，以保持流动性合理充裕。" * 3
 POOR = "还行吧还行"

@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 
 from research.config.data import TokenizeConfig
 from research.data.demo_corpus import build_demo_corpus
-from research.data.records import Record
+from research.data.document import Record
 from research.data.tokenize import load_tokenizer, special_ids, tokenize
 from research.errors import GraftError
 

@@ -7,12 +7,12 @@ from research.errors import ConfigError, GraftError
 from research.eval.datasets import DATASETS, get, load_benchmark
 from research.eval.datasets.gaokao import split_options
 from research.eval.datasets.mmlu_categories import CATEGORIES
-from research.eval.records import Rejects
+from research.rejects import Rejects
 from tests.eval.conftest import FIXTURES
 
 
 def load(name, path, **kw):
-    rejects = Rejects()
+    rejects = Rejects("dataset")
     spec_kw = {k: kw.pop(k) for k in ("split", "subjects", "limit") if k in kw}
     return load_benchmark(DatasetSpec(name=name, path=str(path) if path else None, **spec_kw), rejects, **kw), rejects
 

@@ -13,8 +13,8 @@ from research.cli import CONF_DIR
 from research.config import to_object
 from research.errors import GraftError
 from research.eval.datasets import load_benchmark
-from research.eval.records import Rejects
-from research.eval.runner import run
+from research.eval.evaluation import run
+from research.rejects import Rejects
 from tests.eval.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,4 +122,4 @@ def test_every_eval_config_composes(name):
     assert obj.out_dir == "/r/eval" and obj.eval.model_path == "/r/model"
     if name in ("cmmlu", "ceval"):  # no packaged copy: the run stops before loading a model
         with pytest.raises(GraftError, match=rf"eval.datasets\[{name}\].path is required"):
-            load_benchmark(obj.eval.datasets[0], Rejects())
+            load_benchmark(obj.eval.datasets[0], Rejects("dataset"))

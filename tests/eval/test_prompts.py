@@ -1,7 +1,7 @@
 """Prompt text, language headers, and shots dropped from the end until the prompt fits."""
 
 from research.eval.prompts import build_prompt, format_question
-from research.eval.records import Question
+from research.eval.question import Question
 
 
 def q(i, lang="en", subject="high_school_geography"):

@@ -8,12 +8,12 @@ import torch
 
 from research.config.eval import DatasetSpec
 from research.eval import heldout
+from research.eval.accuracy import accuracy
 from research.eval.datasets import load_benchmark
 from research.eval.inference import Scorer
 from research.eval.methods import letter_ids, parse_letter, score_questions
-from research.eval.metrics import accuracy
 from research.eval.prompts import build_prompt
-from research.eval.records import Rejects
+from research.rejects import Rejects
 from tests.eval.conftest import FIXTURES
 
 METHODS = ("first_token", "loglik", "generate")
@@ -25,7 +25,7 @@ def questions_and_prompts(loaded):
     out = []
     for name in ("mmlu", "cmmlu", "agieval"):
         path = FIXTURES / ("mmlu_native" if name == "mmlu" else name)
-        b = load_benchmark(DatasetSpec(name=name, path=str(path), limit=2 if name == "mmlu" else 0), Rejects(),
+        b = load_benchmark(DatasetSpec(name=name, path=str(path), limit=2 if name == "mmlu" else 0), Rejects("dataset"),
                            dev_shots_from_test=1)
         for q in b.questions:
             p = build_prompt(q, b.dev.get(q.subject, [])[:2], lambda t: len(tok(t).input_ids), 2048, 40)

@@ -8,7 +8,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from research.config import to_object
 from research.errors import ConfigError, GraftError
 from research.orchestrate.launch import command, last_error
-from research.orchestrate.runner import plan, quote, stage_command
+from research.orchestrate.run_stages import plan, quote, stage_command
 from tests.conftest import compose
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from research.config import to_object
-from research.orchestrate.stages import STAGE_ORDER
+from research.orchestrate.stage_specs import STAGE_ORDER
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,9 @@ from train_helpers import ROOT, VOCAB, tiny_model
 from research.config import to_object
 from research.config.schedule import StageConfig, parse_buckets
 from research.errors import ConfigError, GraftError
-from research.train import data as D
-from research.train.loss import forward_loss, token_losses
-from research.train.stages import Schedule, Stage
+from research.train import loader as D
+from research.train.stage_plan import Schedule, Stage
+from research.train.token_loss import forward_loss, token_losses
 from research.train.trainer import apply_freeze
 
 CONF = str(ROOT / "conf")
@@ -63,7 +63,7 @@ def test_all_ignored_labels_give_zero_loss_and_grads(tmp_path):
 
 
 def test_fused_loss_matches_plain(tmp_path):
-    from research.train.loss import enable_fused_ce
+    from research.train.token_loss import enable_fused_ce
 
     model = _model(tmp_path)
     row = {"input_ids": list(range(1, 33)), "labels": list(range(1, 29)) + [-100] * 4, "doc_lens": [20, 8],

@@ -8,7 +8,8 @@ from types import ModuleType
 from research.errors import GraftError
 from research.eval.datasets import agieval, ceval, cmmlu, gaokao, generic, mmlu
 from research.eval.datasets.base import Collector
-from research.eval.records import Question, Rejects
+from research.eval.question import Question
+from research.rejects import Rejects
 
 DATASETS: dict[str, ModuleType] = {m.NAME: m for m in (mmlu, cmmlu, ceval, agieval, gaokao, generic)}
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from research.errors import GraftError
-from research.eval.records import Question, Rejects, make_question
+from research.eval.question import Question, make_question
+from research.rejects import Rejects
 
 
 class Collector:

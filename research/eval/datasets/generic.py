@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from research.eval.datasets.base import Collector, existing, files_in, read_csv, read_jsonl
-from research.eval.records import LETTERS
+from research.eval.question import LETTERS
 
 NAME = "generic"
 DEFAULT_SPLIT = "test"

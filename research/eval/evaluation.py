@@ -7,11 +7,11 @@ from pathlib import Path
 from research.atomic import atomic_dir
 from research.errors import GraftError
 from research.eval import heldout
+from research.eval.accuracy import accuracy
 from research.eval.datasets import Benchmark, load_benchmark
-from research.eval.metrics import accuracy
 from research.eval.prompts import ANSWER_SEP, build_prompt, lang
-from research.eval.records import Rejects
-from research.eval.report import bar_chart, table
+from research.eval.tables import bar_chart, table
+from research.rejects import Rejects
 from research.runinfo import write_json, write_run_files
 
 # torch and transformers are imported only once the inputs are checked, so bad input fails in a second.
@@ -103,7 +103,7 @@ def run(cfg, raw) -> dict | None:
         check_folder(ecfg.tokenizer_path, "eval.tokenizer_path")
     for language, path in ecfg.heldout_texts.items():
         heldout.read_text(path, 1, language)
-    rejects = Rejects()
+    rejects = Rejects("dataset")
     benches: list[Benchmark] = [
         load_benchmark(spec, rejects, dev_shots_from_test=ecfg.dev_shots_from_test,
                        limit_per_subject=ecfg.limit_per_subject, seed=ecfg.seed) for spec in ecfg.datasets

@@ -13,14 +13,14 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from research.config.root import GraftConfig
-from research.data import buckets as bk
+from research.data import bins as bk
 from research.data.clean import clean, expected_langs
 from research.data.dedup import dedup
 from research.data.pack import chunk_docs, pack_bucket
 from research.data.read import read_inputs, resolve_inputs
-from research.data.records import Rejects
 from research.data.score import build_scorer, score_filter
 from research.data.tokenize import load_tokenizer, special_ids, tokenize
+from research.rejects import Rejects
 from research.runinfo import versions, write_json
 
 log = logging.getLogger("graft.data")

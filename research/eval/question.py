@@ -1,8 +1,8 @@
-"""The question record every loader produces, and the rejects collector for malformed rows."""
+"""The question record every loader produces, and the check that turns a raw row into one (or a reject)."""
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+
+from research.rejects import Rejects
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -27,24 +27,6 @@ class Question:
     @property
     def gold(self) -> int:
         return self.labels.index(self.answer)
-
-
-@dataclass
-class Rejects:
-    """Malformed rows: reported with file and line, skipped, counted, written to rejects.jsonl."""
-
-    rows: list[dict] = field(default_factory=list)
-
-    def add(self, dataset: str, file, line: int, reason: str, **extra) -> None:
-        self.rows.append({"dataset": dataset, "file": str(file), "line": line, "reason": reason, **extra})
-
-    def count(self, dataset: str | None = None) -> int:
-        return sum(1 for r in self.rows if dataset is None or r["dataset"] == dataset)
-
-    def write(self, path: Path) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            for r in self.rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def make_question(dataset: str, rejects: Rejects, file, line: int, *, id: str, subject: str, question,

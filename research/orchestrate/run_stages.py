@@ -14,7 +14,7 @@ from research.config.root import GraftConfig
 from research.errors import GraftError
 from research.orchestrate import cache, launch
 from research.orchestrate.keys import digest, external_dir, material, path_overrides
-from research.orchestrate.stages import STAGES
+from research.orchestrate.stage_specs import STAGES
 from research.runinfo import write_json
 
 log = logging.getLogger("graft.pipeline")
