@@ -10,6 +10,7 @@ from pathlib import Path
 
 from research.atomic import atomic_dir
 from research.cli import app
+from research.contracts import TOKENIZER_FILES
 from research.errors import GraftError
 from research.init.resize import resize_and_init
 from research.init.splits import base_splits
@@ -18,7 +19,6 @@ from research.runinfo import write_run_files
 from research.tokenizer.spm_model import load_model
 
 log = logging.getLogger("graft.init_model")
-TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 @app("init_model")

@@ -13,8 +13,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
+from research import contracts
 from research.data.pack import Packs
 from research.data.tokenize import Doc
 
@@ -59,38 +59,11 @@ def bucket_docs(bins: dict[str, list[list[int]]], weights: dict[str, float], num
     return out
 
 
-SCHEMA = pa.schema([
-    ("input_ids", pa.list_(pa.int32())),
-    ("labels", pa.list_(pa.int32())),
-    ("doc_lens", pa.list_(pa.int32())),
-    ("doc_categories", pa.list_(pa.string())),
-    ("num_tokens", pa.int32()),
-])
-
-
-def packs_table(p: Packs) -> pa.Table:
-    n, length = p.input_ids.shape
-    offsets = pa.array(np.arange(0, n * length + 1, length, dtype=np.int32))
-    return pa.Table.from_arrays([
-        pa.ListArray.from_arrays(offsets, pa.array(p.input_ids.ravel(), pa.int32())),
-        pa.ListArray.from_arrays(offsets, pa.array(p.labels.ravel(), pa.int32())),
-        pa.array(p.doc_lens, pa.list_(pa.int32())),
-        pa.array(p.doc_categories, pa.list_(pa.string())),
-        pa.array(p.num_tokens, pa.int32()),
-    ], schema=SCHEMA)
+def packs_table(p: Packs):
+    """The packs as an Arrow table of the packed-bucket schema (research/contracts.py)."""
+    return contracts.pack_table(p.input_ids, p.labels, p.doc_lens, p.doc_categories, p.num_tokens)
 
 
 def save_bucket(p: Packs, path: Path) -> None:
-    """A `datasets.load_from_disk` folder whose bytes depend only on the packs (fingerprint from content)."""
-    import hashlib
-
-    import datasets
-    from datasets import Dataset
-
-    datasets.disable_progress_bars()
-
-    h = hashlib.sha256()
-    for a in (p.input_ids, p.labels, p.num_tokens):
-        h.update(np.ascontiguousarray(a).tobytes())
-    h.update(repr((p.doc_lens, p.doc_categories)).encode("utf-8"))
-    Dataset(packs_table(p), fingerprint=h.hexdigest()[:16]).save_to_disk(str(path))
+    """A `datasets.load_from_disk` folder whose bytes depend only on the packs."""
+    contracts.save_bucket(packs_table(p), path)

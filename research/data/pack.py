@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from research.contracts import IGNORE_INDEX
 from research.data.tokenize import Doc
 
-IGNORE = -100
 _SHIFT = 32
 _MASK = (1 << _SHIFT) - 1
 
@@ -138,7 +138,7 @@ def materialise(docs: list[Doc], chunks: list[Chunk], bins: list[list[int]], max
     if rng is not None:
         bins = [bins[i] for i in rng.permutation(len(bins))]
     ids = np.full((len(bins), max_length), pad_id, dtype=np.int32)
-    labels = np.full((len(bins), max_length), IGNORE, dtype=np.int32)
+    labels = np.full((len(bins), max_length), IGNORE_INDEX, dtype=np.int32)
     doc_lens, doc_cats, num_tokens = [], [], np.zeros(len(bins), dtype=np.int32)
     for p, b in enumerate(bins):
         pos, lens, cats = 0, [], []
@@ -149,7 +149,7 @@ def materialise(docs: list[Doc], chunks: list[Chunk], bins: list[list[int]], max
             ids[p, pos:pos + n] = d.ids[c.start:c.end]
             labels[p, pos:pos + n] = d.ids[c.start:c.end]
             masked = min(max(d.n_masked - c.start, 0), n)
-            labels[p, pos:pos + masked] = IGNORE
+            labels[p, pos:pos + masked] = IGNORE_INDEX
             lens.append(n)
             cats.append(d.category)
             pos += n

@@ -4,7 +4,6 @@ Everything written except summary.json (which holds timings) depends only on the
 so two runs give byte-identical outputs.
 """
 
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from research.config.root import GraftConfig
+from research.contracts import bucket_name, sha256_file, write_manifest
 from research.data import bins as bk
 from research.data.clean import clean, expected_langs
 from research.data.dedup import dedup
@@ -21,18 +21,10 @@ from research.data.read import read_inputs, resolve_inputs
 from research.data.score import build_scorer, score_filter
 from research.data.tokenize import load_tokenizer, special_ids, tokenize
 from research.rejects import Rejects
-from research.runinfo import versions, write_json
+from research.runinfo import versions
 
 log = logging.getLogger("graft.data")
 EXTRA_PACKAGES = ("datasketch", "tokenizers", "tqdm", "scipy")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, progress: bool = True) -> dict:
@@ -84,7 +76,7 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
         carried_in = carry
         packs, carry = pack_bucket(docs, carried_in, chunks, d.max_length, special.pad, rng,
                                    carry_out=d.pack.carry_over and k + 1 < len(members))
-        name = f"bucket_{k:03d}"
+        name = bucket_name(k)
         bk.save_bucket(packs, out / "buckets" / name)
         per_cat: dict[str, int] = {}
         for lens, cats in zip(packs.doc_lens, packs.doc_categories, strict=False):
@@ -139,7 +131,7 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
                         for f in sorted(out.rglob("*")) if f.is_file()},
         },
     }
-    write_json(out / "manifest.json", manifest)
+    write_manifest(out, manifest)
     tokens = tok_stats["tokens"]
     return {
         "records_in": n_in, "records_kept": len(records), "records_rejected": len(rejects.rows),

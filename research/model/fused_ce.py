@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from kernels import linear_cross_entropy
-
-IGNORE_INDEX = -100
+from research.contracts import IGNORE_INDEX
 
 
 def _fused_forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,

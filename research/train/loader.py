@@ -1,4 +1,4 @@
-"""Read packed bucket datasets (docs/conventions.md) and serve each stage's packs in bucket order.
+"""Read packed bucket datasets (research/contracts.py) and serve each stage's packs in bucket order.
 
 Within a stage, buckets are consumed one after another, each one's packs (after the stage's per-category mix)
 shuffled from a seed that depends on (seed, stage, bucket, epoch) only. Position p of a stage's stream is a pure
@@ -7,63 +7,14 @@ function of those, so the position alone (saved in checkpoints) restores the sam
 `[(a * dp + r) * mb, (a * dp + r + 1) * mb)` of them.
 """
 
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from research.config.schedule import StageConfig, parse_buckets
+from research.contracts import IGNORE_INDEX
 from research.errors import GraftError
-
-IGNORE_INDEX = -100
-
-
-@dataclass
-class Manifest:
-    root: Path
-    max_length: int
-    pad_token_id: int
-    bucket_paths: list[Path]
-    categories: list[str]
-    raw: dict
-
-
-def read_manifest(data_dir) -> Manifest:
-    """The manifest and bucket folders under `data_dir`, checked to exist (GraftError otherwise)."""
-    root = Path(data_dir)
-    path = root / "manifest.json"
-    if not root.is_dir():
-        raise GraftError(f"paths.data={str(root)!r}: dataset folder not found (run python -m research.prepare_data)")
-    if not path.is_file():
-        raise GraftError(f"{path}: manifest.json not found (not a prepare_data output folder)")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        buckets = [root / b["path"] for b in raw["buckets"]]
-        m = Manifest(root, int(raw["max_length"]), int(raw["pad_token_id"]), buckets, list(raw["categories"]), raw)
-    except (KeyError, TypeError, ValueError) as e:
-        raise GraftError(f"{path}: malformed manifest ({type(e).__name__}: {e})") from None
-    if not buckets:
-        raise GraftError(f"{path}: lists no buckets")
-    for b in buckets:
-        if not (b / "dataset_info.json").is_file():
-            raise GraftError(f"{b}: bucket listed in {path.name} is missing or not a datasets folder")
-    return m
-
-
-def load_buckets(m: Manifest) -> list:
-    from datasets import load_from_disk
-
-    out = []
-    for b in m.bucket_paths:
-        ds = load_from_disk(str(b))
-        missing = {"input_ids", "labels", "doc_lens", "doc_categories", "num_tokens"} - set(ds.column_names)
-        if missing:
-            raise GraftError(f"{b}: bucket lacks columns {sorted(missing)}")
-        out.append(ds)
-    return out
 
 
 def max_token_id(ds) -> int:

@@ -6,7 +6,8 @@ import types
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from research.contracts import IGNORE_INDEX
+
 log = logging.getLogger("graft")
 
 

@@ -5,7 +5,6 @@ is checked before the process group starts or any weight is loaded.
 """
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -19,8 +18,10 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
+from research import contracts
 from research.config.root import GraftConfig
 from research.config.schedule import StageConfig
+from research.contracts import TOKENIZER_FILES, sha256_file
 from research.errors import GraftError
 from research.runinfo import write_run_files
 from research.train import checkpoint as ckpt
@@ -39,7 +40,6 @@ from research.train.step_metrics import MetricsLog, flops_per_token, peak_flops,
 from research.train.token_loss import PipelineLoss, accumulate, defer_lm_head, enable_fused_ce, forward_loss
 
 log = logging.getLogger("graft")
-TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 MASK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -70,7 +70,7 @@ def _model_config(cfg: GraftConfig):
                              tie_word_embeddings=m.tie_word_embeddings)
 
 
-def _check_vocab(manifest: D.Manifest, buckets: list, folder, mc) -> None:
+def _check_vocab(manifest: contracts.Manifest, buckets: list, folder, mc) -> None:
     V, where = mc.vocab_size, manifest.root / "manifest.json"
     for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
         value = manifest.raw.get(key)
@@ -89,7 +89,7 @@ def _check_vocab(manifest: D.Manifest, buckets: list, folder, mc) -> None:
     hashes = manifest.raw.get("hashes", {}).get("tokenizer", {})
     if folder is not None and hashes:
         for name, digest in hashes.items():
-            if name in TOKENIZER_FILES and (folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:
+            if name in TOKENIZER_FILES and (folder / name).is_file() and sha256_file(folder / name) != digest:
                 raise GraftError(f"{folder / name}: differs from the tokenizer the data was prepared with "
                                  f"({where} hashes.tokenizer.{name})")
 
@@ -142,8 +142,8 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     else:
         data_dir = Path(cfg.paths.data)
         stage_cfgs = list(cfg.schedule.stages)
-    manifest = D.read_manifest(data_dir)
-    buckets = D.load_buckets(manifest)
+    manifest = contracts.read_manifest(data_dir)
+    buckets = contracts.load_buckets(manifest)
     if not t.benchmark:
         _check_vocab(manifest, buckets, folder, mc)
     dp_size = world // mp

@@ -2,7 +2,8 @@ import itertools
 
 import numpy as np
 
-from research.data.pack import IGNORE, best_fit_decreasing, chunk_docs, pack, pack_bucket, split_off_partial
+from research.contracts import IGNORE_INDEX as IGNORE
+from research.data.pack import best_fit_decreasing, chunk_docs, pack, pack_bucket, split_off_partial
 from research.data.tokenize import Doc
 
 

@@ -8,6 +8,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from train_helpers import ROOT, VOCAB, tiny_model
 
+from research import contracts
 from research.config import to_object
 from research.config.schedule import StageConfig, parse_buckets
 from research.errors import ConfigError, GraftError
@@ -130,8 +131,8 @@ def test_parse_buckets():
 
 
 def test_stage_stream_order_mix_and_rank_shares(run_root):
-    m = D.read_manifest(run_root / "data")
-    buckets = D.load_buckets(m)
+    m = contracts.read_manifest(run_root / "data")
+    buckets = contracts.load_buckets(m)
     st = D.StageStream(StageConfig(name="s", buckets="1-2"), 0, buckets, m.categories, seed=5)
     seq = [st.locate(p) for p in range(st.length)]
     assert [b for b, _ in seq] == [1] * 8 + [2] * 8  # buckets in order, each whole
