@@ -23,11 +23,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from research.config.init import STRATEGY_NAMES, InitConfig  # noqa: E402
+from research.config.init import InitConfig  # noqa: E402
 from research.eval import heldout  # noqa: E402
 from research.eval.inference import Scorer  # noqa: E402
 from research.init.resize import resize_and_init  # noqa: E402
 from research.init.splits import base_splits  # noqa: E402
+from research.init.strategies import STRATEGIES  # noqa: E402
 from research.runinfo import versions  # noqa: E402
 from research.tokenizer.spm_model import load_model  # noqa: E402
 
@@ -48,7 +49,7 @@ def main() -> None:
     ap.add_argument("--tokenizer", default=None, help="default: <run-root>/tokenizer")
     ap.add_argument("--chars", type=int, default=20000, help="held-out characters per language")
     ap.add_argument("--window", type=int, default=512)
-    ap.add_argument("--strategies", default=",".join(STRATEGY_NAMES))
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--csv", default=str(ROOT / "benchmarks/results/init_strategies.csv"))
     args = ap.parse_args()
     torch.set_num_threads(2)

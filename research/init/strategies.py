@@ -1,17 +1,25 @@
 """Init strategies, a registry keyed by the `init` config group's choice name.
 
 Each strategy maps the base rows of one matrix (input embeddings or lm_head, V_base x H) and the base
-splits of the new pieces to the new rows (V_new x H). Adding a strategy is one function here plus one
-YAML file in conf/init/.
+splits of the new pieces to the new rows (V_new x H). Adding a strategy is one function here, registered
+with `@register("<name>")`, plus one YAML file `conf/init/<name>.yaml` setting `strategy: <name>`:
+`STRATEGIES` is the only list of names (the `init` schema validates `init.strategy` against it).
+
+The schema imports this module when a config is composed, so it imports nothing heavy at module level:
+each strategy imports torch inside.
 """
+
+from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from research.config.init import InitConfig
-from research.init.splits import Split
+    from research.config.init import InitConfig
+    from research.init.splits import Split
 
 
 @dataclass
@@ -24,12 +32,15 @@ class InitContext:
     """Which matrix the rows are for: embed_tokens (input) or lm_head (output)."""
 
 
-Strategy = Callable[[InitContext], torch.Tensor]
+Strategy = Callable[[InitContext], "torch.Tensor"]
 STRATEGIES: dict[str, Strategy] = {}
+"""name -> strategy, in registration order."""
 
 
 def register(name: str):
     def deco(fn: Strategy) -> Strategy:
+        if name in STRATEGIES:
+            raise ValueError(f"init strategy {name!r} is registered twice")
         STRATEGIES[name] = fn
         return fn
 
@@ -37,6 +48,8 @@ def register(name: str):
 
 
 def _mean_of(rows: torch.Tensor, id_lists: list[list[int]]) -> torch.Tensor:
+    import torch
+
     # One index_add over all pieces instead of a Python loop of small means.
     flat = torch.tensor([i for ids in id_lists for i in ids], dtype=torch.long)
     owner = torch.repeat_interleave(torch.arange(len(id_lists)), torch.tensor([len(ids) for ids in id_lists]))
@@ -77,6 +90,8 @@ def mean_all(ctx: InitContext) -> torch.Tensor:
 @register("mvn")
 def mvn(ctx: InitContext) -> torch.Tensor:
     """Sample from N(mean, cov_scale * covariance) of the base rows, as transformers' mean_resizing does."""
+    import torch
+
     rows = ctx.base_rows.double()
     mean = rows.mean(0)
     centred = rows - mean
@@ -96,6 +111,8 @@ def mvn(ctx: InitContext) -> torch.Tensor:
 
 @register("random")
 def random(ctx: InitContext) -> torch.Tensor:
+    import torch
+
     std = float(ctx.base_rows.double().std()) * ctx.cfg.std_scale
     z = torch.randn(len(ctx.splits), ctx.base_rows.shape[1], generator=ctx.generator, dtype=torch.float64)
     return (z * std).to(ctx.base_rows.dtype)
@@ -103,4 +120,6 @@ def random(ctx: InitContext) -> torch.Tensor:
 
 @register("zero")
 def zero(ctx: InitContext) -> torch.Tensor:
+    import torch
+
     return torch.zeros(len(ctx.splits), ctx.base_rows.shape[1], dtype=ctx.base_rows.dtype)

@@ -1,18 +1,41 @@
-"""Candidate new pieces, in priority order, from each kind of source in `conf/tokenizer/`."""
+"""Candidate new pieces, in priority order, from each kind of source in `conf/tokenizer/`.
+
+`SOURCES` (kind -> function) is the only list of source kinds: the `tokenizer` schema validates
+`tokenizer.sources[].kind` against it. Adding a kind is one function `(src, key, cfg, workdir) -> pieces`
+registered with `@register("<kind>")`. The schema imports this module when a config is composed, so
+SentencePiece is imported inside the functions that use it.
+"""
+
+from __future__ import annotations
 
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sentencepiece as spm
-from sentencepiece import sentencepiece_model_pb2 as pb
-
-from research.config.tokenizer import SourceConfig
 from research.errors import GraftError
 
+if TYPE_CHECKING:
+    from research.config.tokenizer import SourceConfig, TokenizerConfig
+
 log = logging.getLogger(__name__)
+
+Source = Callable[["SourceConfig", str, "TokenizerConfig", Path], Iterable[str]]
+"""(source config, its key for messages, the tokenizer config, a work folder) -> candidate pieces in order."""
+SOURCES: dict[str, Source] = {}
+"""kind -> source, in registration order."""
+
+
+def register(kind: str):
+    def deco(fn: Source) -> Source:
+        if kind in SOURCES:
+            raise ValueError(f"tokenizer source kind {kind!r} is registered twice")
+        SOURCES[kind] = fn
+        return fn
+
+    return deco
 
 
 def _readable(path: str, key: str) -> Path:
@@ -61,7 +84,8 @@ def training_lines(src: SourceConfig, key: str) -> Iterator[str]:
                     raise GraftError(f"{key}: {p} is not valid UTF-8 text") from None
 
 
-def train_sp(src: SourceConfig, key: str, num_threads: int, seed: int, workdir: Path) -> list[str]:
+@register("train_sp")
+def train_sp(src: SourceConfig, key: str, cfg: TokenizerConfig, workdir: Path) -> list[str]:
     """Train a SentencePiece BPE model on the domain text; return its pieces in merge-priority order.
 
     Trained with the base's conventions (identity normalisation, split_digits, no byte fallback) so its
@@ -69,12 +93,15 @@ def train_sp(src: SourceConfig, key: str, num_threads: int, seed: int, workdir: 
     their score does not matter to BPE, and putting them first keeps them when the budget runs out
     (a character missing from the vocabulary costs up to 4 byte pieces). The model is kept in `workdir`.
     """
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
     lines = training_lines(src, key)
     first = next(lines, None)
     if first is None:
         raise GraftError(f"{key}: no text in {src.paths}")
     model = io.BytesIO()
-    spm.set_random_generator_seed(seed)
+    spm.set_random_generator_seed(cfg.seed)
 
     def stream():
         yield first
@@ -85,7 +112,7 @@ def train_sp(src: SourceConfig, key: str, num_threads: int, seed: int, workdir: 
             sentence_iterator=stream(), model_writer=model, model_type="bpe", vocab_size=src.vocab_size,
             character_coverage=src.character_coverage, normalization_rule_name="identity",
             split_digits=True, byte_fallback=False, max_sentencepiece_length=16, max_sentence_length=1 << 16,
-            input_sentence_size=src.max_sentences, shuffle_input_sentence=True, num_threads=num_threads,
+            input_sentence_size=src.max_sentences, shuffle_input_sentence=True, num_threads=cfg.num_threads,
             hard_vocab_limit=False, minloglevel=2,
         )
     except RuntimeError as e:
@@ -100,7 +127,9 @@ def train_sp(src: SourceConfig, key: str, num_threads: int, seed: int, workdir: 
     return chars + merged
 
 
-def wordlist(src: SourceConfig, key: str) -> Iterator[str]:
+@register("wordlist")
+def wordlist(src: SourceConfig, key: str, cfg: TokenizerConfig | None = None,
+             workdir: Path | None = None) -> Iterator[str]:
     """`word freq [pos]` lines (jieba's dict.txt), most frequent first; ties keep file order."""
     rows: list[tuple[int, int, str]] = []
     for path in src.paths:
@@ -125,7 +154,9 @@ def wordlist(src: SourceConfig, key: str) -> Iterator[str]:
     return (w for _, _, w in rows)
 
 
-def pieces_jsonl(src: SourceConfig, key: str) -> Iterator[str]:
+@register("pieces_jsonl")
+def pieces_jsonl(src: SourceConfig, key: str, cfg: TokenizerConfig | None = None,
+                 workdir: Path | None = None) -> Iterator[str]:
     """{"piece": ...} lines (the reference's format), in file order."""
     for path in src.paths:
         p = _readable(path, key)

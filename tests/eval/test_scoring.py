@@ -11,12 +11,10 @@ from research.eval import heldout
 from research.eval.accuracy import accuracy
 from research.eval.datasets import load_benchmark
 from research.eval.inference import Scorer
-from research.eval.methods import letter_ids, parse_letter, score_questions
+from research.eval.methods import METHODS, letter_ids, parse_letter, score_questions
 from research.eval.prompts import build_prompt
 from research.rejects import Rejects
 from tests.eval.conftest import FIXTURES
-
-METHODS = ("first_token", "loglik", "generate")
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +32,12 @@ def questions_and_prompts(loaded):
 
 
 def run(loaded, qs, ps, batch_size):
+    return run_methods(loaded, qs, ps, list(METHODS), batch_size)
+
+
+def run_methods(loaded, qs, ps, methods, batch_size=16):
     model, tok = loaded
-    return score_questions(qs, ps, Scorer(model, tok, batch_size, progress=False), METHODS, 2048, 6)
+    return score_questions(qs, ps, Scorer(model, tok, batch_size, progress=False), methods, 2048, 6)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +96,16 @@ def test_batch_size_does_not_change_results(loaded, questions_and_prompts, resul
                 assert v["scores"] == pytest.approx(w["scores"], abs=1e-5)
             if "text" in v:
                 assert v["text"] == w["text"]
+
+
+def test_methods_run_in_registry_order(loaded, questions_and_prompts, results_bs16):
+    # The order `eval.methods` lists them in does not change what is computed or the order results are written.
+    qs, ps = questions_and_prompts
+    rev = run_methods(loaded, qs[:2], ps[:2], list(reversed(METHODS)))
+    for q in qs[:2]:
+        assert list(rev[q.id]["methods"]) == list(results_bs16[q.id]["methods"])
+    keys = list(next(r for r in results_bs16.values() if "loglik" in r["methods"])["methods"])
+    assert [k for k in keys if k in METHODS] == list(METHODS) and keys[-1] == "combined"
 
 
 def test_combined_is_exact_match_or_first_token(results_bs16):

@@ -4,10 +4,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from research.config.init import STRATEGY_NAMES, InitConfig
+from research.config.init import InitConfig
 from research.config.model import ModelConfig
 from research.init.resize import resize_and_init
 from research.init.splits import base_splits
+from research.init.strategies import STRATEGIES
 from research.model.build import build_model
 
 
@@ -40,7 +41,7 @@ def test_splits_leave_out_prefix_and_bytes(small_tokenizer, splits):
     assert all(kinds.values()), kinds
 
 
-@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_base_rows_identical_and_base_logits_unchanged(strategy, splits):
     base = tiny()
     model = tiny()

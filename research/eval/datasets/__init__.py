@@ -1,5 +1,11 @@
 """Registry of benchmarks keyed by name, and the one function that turns a dataset spec into scored questions
-and a shot pool."""
+and a shot pool.
+
+Adding a benchmark is one loader module here (NAME, DEFAULT_SPLIT, `load(path, collector)`, `category(subject)`)
+plus its entry in the tuple that builds `DATASETS`, the only list of names: the `eval` schema validates
+`eval.datasets[].name` against it. The schema imports this package when a config is composed, so the loaders
+import only the standard library at module level.
+"""
 
 import random
 from dataclasses import dataclass, field
