@@ -9,7 +9,7 @@ OUT ?= outputs/demo
 export TOKENIZERS_PARALLELISM ?= false
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint clean
 
 install: $(STAMP)
 

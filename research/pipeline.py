@@ -2,7 +2,7 @@
 
 Runs demo_inputs, expand_vocab, init_model, prepare_data, train and evaluate in order (`pipeline.stages`), each as
 `python -m research.<app>` with the same overrides, reusing a stage whose output for the same config is already in
-the cache (`pipeline.cache_dir`); then writes run_root/stages.json, summary.json and report/ (docs/pipeline.md).
+the cache (`pipeline.cache_dir`); then writes run_root/stages.json, summary.json and report/ (docs/apps/pipeline.md).
 """
 
 from hydra.core.hydra_config import HydraConfig

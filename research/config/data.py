@@ -71,7 +71,7 @@ class DedupConfig:
     """Characters per shingle (character shingles work for Chinese, which has no spaces)."""
     num_perm: int = 128
     impl: str = "numpy"
-    """MinHash implementation: numpy (vectorised, the default: faster, see docs/prepare_data.md) | datasketch."""
+    """MinHash implementation: numpy (vectorised, the default: faster, see docs/apps/prepare_data.md) | datasketch."""
     seed: int = 1
 
 

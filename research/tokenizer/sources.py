@@ -103,9 +103,17 @@ def train_sp(src: SourceConfig, key: str, cfg: TokenizerConfig, workdir: Path) -
     model = io.BytesIO()
     spm.set_random_generator_seed(cfg.seed)
 
+    failed: list[GraftError] = []
+
     def stream():
-        yield first
-        yield from lines
+        # SentencePiece turns an exception raised by its iterator into a RuntimeError that keeps only a
+        # traceback line: keep ours, to report the file, line and reason it names.
+        try:
+            yield first
+            yield from lines
+        except GraftError as e:
+            failed.append(e)
+            raise
 
     try:
         spm.SentencePieceTrainer.train(
@@ -116,6 +124,8 @@ def train_sp(src: SourceConfig, key: str, cfg: TokenizerConfig, workdir: Path) -
             hard_vocab_limit=False, minloglevel=2,
         )
     except RuntimeError as e:
+        if failed:
+            raise failed[0] from None
         raise GraftError(f"{key}: SentencePiece training failed: {str(e).strip().splitlines()[-1]}") from None
     (workdir / "candidates.model").write_bytes(model.getvalue())
     proto = pb.ModelProto()
