@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from research.config import to_object
 from research.orchestrate.stage_specs import STAGE_ORDER
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _recipe(target: str) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["demo_inputs", "expand_vocab", "init_model", "prepare_data", "train", "evaluate"]
 LINKS = {"demo_inputs": "inputs", "expand_vocab": "tokenizer", "init_model": "model", "prepare_data": "data",
          "train": "train", "evaluate": "eval"}

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.sweeps.tiny_sweeps import build
+from tests.sweep.tiny_sweeps import build
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import yaml
 from research.collect_sweep import main as collect
 from research.sweep.jobs import FAILED, MISSING, OK, load_sweep, resolve_dir
 from research.sweep.params import expand
-from tests.sweeps.tiny_sweeps import TINY_SIZE
+from tests.sweep.tiny_sweeps import TINY_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -69,7 +69,7 @@ def test_sweep_expands_to_its_jobs_and_each_job_validates(name):
         else:
             assert job_cfg.plugin.name == v
             # hybrid's tensor parallelism needs the vocabulary padded to 64 x tp: every plugin gets the same one
-            assert job_cfg.tokenizer.final_size % (64 * (job_cfg.plugin.tp_size or 1)) == 0
+            assert job_cfg.tokenizer.final_size % (64 * job_cfg.plugin.mesh()["tp"]) == 0
             assert job_cfg.tokenizer.final_size == 69120
         assert job_cfg.logger.group == name and job_cfg.pipeline.cache_dir == "outputs/cache"
 
