@@ -2,54 +2,16 @@
 
 Writes to out_dir an HF tokenizer folder (tokenizer.model, tokenizer.json, configs), the candidate model
 when one was trained, config.yaml and summary.json (sizes, counts per source, compression per language,
-slow/fast/SentencePiece agreement).
+slow/fast/SentencePiece agreement): research/tokenizer/expand_stage.py.
 """
 
-import logging
-
-from research.atomic import atomic_dir
 from research.cli import app
-from research.runinfo import write_run_files
-from research.tokenizer.compression import (
-    compression_report,
-    consistency_report,
-    read_eval_lines,
-    sp_from_bytes,
-    unchanged_lines,
-)
-from research.tokenizer.expand import expand
-from research.tokenizer.hf_export import load_hf_tokenizers, save_hf_tokenizer
-from research.tokenizer.spm_model import load_model
-
-log = logging.getLogger("graft.expand_vocab")
+from research.tokenizer.expand_stage import run
 
 
 @app("expand_vocab")
 def main(cfg, raw):
-    tcfg = cfg.tokenizer
-    base = load_model(tcfg.base_path)
-    # Read the eval texts up front: a missing file should fail before minutes of training.
-    texts = {lang: read_eval_lines(path, tcfg.eval_max_chars, f"tokenizer.eval_texts.{lang}")
-             for lang, path in tcfg.eval_texts.items()}
-    with atomic_dir(cfg.out_dir, cfg.overwrite) as tmp:
-        proto, report = expand(base, tcfg, tmp)
-        save_hf_tokenizer(proto, tmp)
-        base_sp, new_sp = sp_from_bytes(base.SerializeToString()), sp_from_bytes(proto.SerializeToString())
-        report["compression"] = compression_report(base_sp, new_sp, texts)
-        report["unchanged_lines"] = unchanged_lines(base_sp, new_sp, texts)
-        slow, fast = load_hf_tokenizers(tmp)
-        sample = [line for lines in texts.values() for line in lines[: tcfg.consistency_lines]]
-        report["consistency"] = consistency_report(new_sp, slow, fast, sample)
-        if len(fast) != tcfg.final_size:
-            raise AssertionError(f"fast tokenizer has {len(fast)} tokens, expected {tcfg.final_size}")
-        write_run_files(tmp, raw, {"app": "expand_vocab", **report})
-    for lang, r in report["compression"].items():
-        log.info("%s: %.4f -> %.4f tokens/char (ratio %.3f)", lang, r["base_tokens_per_char"],
-                 r["expanded_tokens_per_char"], r["ratio"])
-    log.info("wrote %s (%d pieces, %d new); slow/fast differ from SentencePiece on %d/%d of %d lines",
-             cfg.out_dir, report["final_size"], report["new_pieces"], report["consistency"]["slow_differs"],
-             report["consistency"]["fast_differs"], report["consistency"]["lines"])
-    return report
+    return run(cfg, raw)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,6 @@ from research.rejects import Rejects
 
 STEP = "clean"
 
-HAN = re.compile(cc.PATTERNS[cc.HAN])
-LATIN = re.compile(cc.PATTERNS[cc.LATIN])
-LETTER = re.compile(cc.PATTERNS[cc.LETTER])
-DIGIT = re.compile(cc.PATTERNS[cc.DIGIT])
-SPACE = re.compile(cc.PATTERNS[cc.SPACE])
-PUNCT = re.compile(cc.PATTERNS[cc.PUNCT])
-CONTROL = re.compile(cc.PATTERNS[cc.CONTROL])
 # UTF-8 bytes read as Latin-1/cp1252: a lead byte (Â..ï) followed by a continuation byte's character.
 MOJIBAKE = re.compile("[\u00c2-\u00ef][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6"
                       "\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
@@ -38,23 +31,6 @@ def normalize(text: str, form: str) -> str:
     return text if form == "none" else unicodedata.normalize(form, text)
 
 
-def script_counts(text: str) -> tuple[int, int, int]:
-    """(Han characters, Latin letters, all letters)."""
-    return len(HAN.findall(text)), len(LATIN.findall(text)), len(LETTER.findall(text))
-
-
-def detect_lang(text: str, min_fraction: float) -> str:
-    """zh | en | mixed | none, from the share of Han and Latin among the letters."""
-    han, latin, letters = script_counts(text)
-    if letters == 0:
-        return "none"
-    if han / letters >= min_fraction:
-        return "zh"
-    if latin / letters >= min_fraction:
-        return "en"
-    return "mixed"
-
-
 def dup_line_fraction(text: str) -> float:
     lines = [ln.strip() for ln in text.split("\n")]
     if len(lines) < 2:
@@ -66,13 +42,6 @@ def dup_line_fraction(text: str) -> float:
             dup += len(ln)
         seen.add(ln)
     return dup / total if total else 0.0
-
-
-def dup_ngram_fraction(text: str, n: int) -> float:
-    m = len(text) - n + 1
-    if m <= 1:
-        return 0.0
-    return 1.0 - len({text[i:i + n] for i in range(m)}) / m
 
 
 def check_record(rec: Record, lang: str, cfg: CleanConfig) -> tuple[str | None, str | None]:

@@ -75,10 +75,3 @@ def apply_fused_ce(model: torch.nn.Module, impl: str = "auto") -> torch.nn.Modul
         model.forward = types.MethodType(_fused_forward, model)
     model._fused_ce_impl = impl
     return model
-
-
-def maybe_apply_fused_ce(model: torch.nn.Module, model_cfg) -> torch.nn.Module:
-    """Apply the fused loss when the `model` config group says `fused_ce: true`."""
-    if model_cfg.fused_ce:
-        apply_fused_ce(model, model_cfg.fused_ce_impl)
-    return model

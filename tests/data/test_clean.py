@@ -9,13 +9,35 @@ from research.data.clean import (
     check_batch,
     check_record,
     clean,
-    detect_lang,
-    dup_ngram_fraction,
     expected_langs,
     normalize,
 )
 from research.data.document import Record
 from research.rejects import Rejects
+
+# Per-record reference implementations (regexes and sets, one text at a time) of what check_batch and
+# research/data/charclass.py count for many records at once.
+
+
+def detect_lang(text: str, min_fraction: float) -> str:
+    """zh | en | mixed | none, from the share of Han and Latin among the letters (regexes, one text)."""
+    han, latin, letters = (len(re.findall(cc.PATTERNS[bit], text)) for bit in (cc.HAN, cc.LATIN, cc.LETTER))
+    if letters == 0:
+        return "none"
+    if han / letters >= min_fraction:
+        return "zh"
+    if latin / letters >= min_fraction:
+        return "en"
+    return "mixed"
+
+
+def dup_ngram_fraction(text: str, n: int) -> float:
+    """1 - distinct character n-grams / all n-grams of one text, by a set of strings."""
+    m = len(text) - n + 1
+    if m <= 1:
+        return 0.0
+    return 1.0 - len({text[i:i + n] for i in range(m)}) / m
+
 
 ZH = "中国人民银行今天宣布，从下月起下调金融机构人民币存款准备金率，以保持流动性合理充裕。"
 EN = "The committee met on Tuesday to discuss the budget for the coming year and approved it."

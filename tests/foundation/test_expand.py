@@ -81,7 +81,7 @@ def test_english_unchanged_and_chinese_shorter(small_tokenizer, small_inputs):
     assert rep["en"]["unchanged_without_cjk"] == rep["en"]["lines_without_cjk"]
     zh_base = sum(map(len, base.encode(texts["zh"])))
     zh_new = sum(map(len, new.encode(texts["zh"])))
-    assert zh_new < 0.85 * zh_base  # 1,500 new pieces; the full 37,104 give about 0.49 (see README)
+    assert zh_new < 0.85 * zh_base  # 1,500 new pieces; the full 37,104 give about 0.49 (docs/results.md)
 
 
 def _expand_with(small_inputs, tmp_path, *overrides):

@@ -8,7 +8,15 @@ import torch
 from lce_cases import rel_err
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from research.model.fused_ce import apply_fused_ce, maybe_apply_fused_ce
+from research.model.fused_ce import apply_fused_ce
+
+
+def maybe_apply_fused_ce(model, model_cfg):
+    """What training does with the `model` config group (research/train/token_loss.py, enable_fused_ce):
+    the fused loss only when `fused_ce: true`, with `fused_ce_impl`."""
+    if model_cfg.fused_ce:
+        apply_fused_ce(model, model_cfg.fused_ce_impl)
+    return model
 
 
 def tiny_llama(tie=False):
