@@ -1,6 +1,8 @@
 """Shared test set-up: offline, deterministic, CPU-friendly. GPU tests are marked `gpu` and skipped without one."""
 
 import os
+import subprocess
+import sys
 
 # Triton reads TRITON_INTERPRET when a kernel is defined, so it must be set before any kernel module is
 # imported; without a GPU the kernels run under the interpreter.
@@ -85,3 +87,40 @@ def small_tokenizer(small_inputs, tmp_path_factory):
     proto, report = expand(base, cfg.tokenizer, out)
     save_hf_tokenizer(proto, out / "hf")
     return {"dir": out / "hf", "proto": proto, "base": base, "report": report, "cfg": cfg}
+
+
+@pytest.fixture
+def seed():
+    """A fresh seed per test; printed so a failure can be replayed (pytest shows it with the failure)."""
+    import torch
+
+    value = int.from_bytes(os.urandom(4), "little")
+    torch.manual_seed(value)
+    print(f"seed={value}")
+    return value
+
+
+# ---- the apps as a user runs them ------------------------------------------------------------------------
+
+
+def run_app(app, *overrides):
+    return subprocess.run([sys.executable, "-m", f"research.{app}", *overrides], capture_output=True, text=True,
+                          timeout=600)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def wordlist_run(small_inputs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    proc = run_app("expand_vocab", *tokenizer_overrides(small_inputs, root), "tokenizer=wordlist",
+                   f"tokenizer.sources.0.paths=[{small_inputs}/words.txt]", "tokenizer.pad_to_multiple_of=64")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root

@@ -5,10 +5,10 @@ import copy
 
 import pytest
 import torch
-from lce_cases import rel_err
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from research.model.fused_ce import apply_fused_ce
+from tests.kernels.lce_cases import rel_err
 
 
 def maybe_apply_fused_ce(model, model_cfg):

@@ -1,0 +1,58 @@
+"""`python -m research.expand_vocab` as a user runs it: the folder loads with AutoTokenizer; bad input is one
+line, exit 2, nothing written."""
+
+import json
+
+from transformers import AutoTokenizer
+
+from tests.conftest import assert_one_line_error, run_app, tokenizer_overrides
+
+
+def test_expand_vocab_cli_writes_loadable_tokenizer(wordlist_run):
+    out = wordlist_run / "tokenizer"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final_size"] == 33536 and 33536 % 64 == 0
+    assert summary["consistency"]["slow_differs"] == summary["consistency"]["fast_differs"] == 0
+    assert summary["compression"]["zh"]["ratio"] < 1.0
+    en = summary["unchanged_lines"]["en"]
+    assert en["unchanged_without_cjk"] == en["lines_without_cjk"] > 150
+    assert summary["run"]["versions"]["transformers"] == "4.51.3"
+    assert (out / "config.yaml").is_file()
+    for use_fast in (False, True):
+        assert len(AutoTokenizer.from_pretrained(str(out), use_fast=use_fast)) == 33536
+    assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_missing_base_path(small_inputs, tmp_path):
+    proc = run_app("expand_vocab", *tokenizer_overrides(small_inputs, tmp_path), "tokenizer.base_path=/nonexistent/tok.model")
+    assert_one_line_error(proc, "tokenizer.base_path", "/nonexistent/tok.model")
+    assert not (tmp_path / "tokenizer").exists()
+
+
+def test_target_smaller_than_base_cli(small_inputs, tmp_path):
+    proc = run_app("expand_vocab", *tokenizer_overrides(small_inputs, tmp_path), "tokenizer.target_size=30000")
+    assert_one_line_error(proc, "tokenizer.target_size=30000", "32000")
+    assert not (tmp_path / "tokenizer").exists()
+
+
+def test_unreadable_corpus(small_inputs, tmp_path):
+    proc = run_app("expand_vocab", *tokenizer_overrides(small_inputs, tmp_path),
+                   f"tokenizer.sources.0.paths=[{tmp_path}/missing.txt]")
+    assert_one_line_error(proc, "missing.txt")
+    assert not (tmp_path / "tokenizer").exists()
+
+
+def test_corrupt_jsonl_cli(small_inputs, tmp_path):
+    bad = tmp_path / "pieces.jsonl"
+    bad.write_text('{"piece": "天山"}\nnot json\n', encoding="utf-8")
+    proc = run_app("expand_vocab", *tokenizer_overrides(small_inputs, tmp_path), "tokenizer=pieces_jsonl",
+                   f"tokenizer.sources=[{{kind:pieces_jsonl,paths:[{bad}]}}]")
+    assert_one_line_error(proc, "pieces.jsonl:2")
+    assert not list(tmp_path.glob("*tokenizer*"))
+
+
+def test_failed_run_keeps_previous_output(wordlist_run, small_inputs):
+    before = (wordlist_run / "tokenizer" / "tokenizer.model").read_bytes()
+    proc = run_app("expand_vocab", *tokenizer_overrides(small_inputs, wordlist_run), "tokenizer.target_size=31000")
+    assert proc.returncode == 2
+    assert (wordlist_run / "tokenizer" / "tokenizer.model").read_bytes() == before

@@ -1,0 +1,31 @@
+"""`python -m research.init_model` as a user runs it: the folder loads with the Auto classes; bad input is one
+line, exit 2."""
+
+import json
+
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tests.conftest import assert_one_line_error, run_app
+
+
+def test_init_model_cli_writes_loadable_model(wordlist_run):
+    proc = run_app("init_model", f"run_root={wordlist_run}", "init=subword_mean", "model.hidden_size=16",
+                   "model.intermediate_size=32", "model.num_attention_heads=2", "model.num_key_value_heads=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = wordlist_run / "model"
+    model = AutoModelForCausalLM.from_pretrained(str(out), use_safetensors=True)
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert model.get_input_embeddings().weight.shape[0] == len(tok) == 33536
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["strategy"] == "subword_mean" and summary["new_size"] == 33536
+
+
+def test_bad_value_cli(tmp_path):
+    proc = run_app("init_model", f"run_root={tmp_path}", "init.strategy=averaged")
+    assert_one_line_error(proc, "init.strategy='averaged'", "subword_mean")
+
+
+def test_init_without_tokenizer(tmp_path):
+    proc = run_app("init_model", f"run_root={tmp_path}")
+    assert_one_line_error(proc, "paths.tokenizer")
+    assert not (tmp_path / "model").exists()
