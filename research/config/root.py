@@ -68,6 +68,7 @@ class GraftConfig:
     buckets: BucketsConfig = field(default_factory=BucketsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     plugin: PluginConfig = field(default_factory=PluginConfig)
+    """Typed, once composed, by the chosen plugin's own dataclass (research.config.plugin.PLUGINS)."""
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

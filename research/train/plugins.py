@@ -1,109 +1,100 @@
-"""Colossal-AI Booster plugins, one builder per `plugin` config choice (add one: a function here + a YAML file)."""
+"""Colossal-AI Booster plugins, one builder per plugin config dataclass (research.config.plugin.PLUGINS).
 
-from collections.abc import Callable
+Add a plugin: a dataclass in PLUGINS, its YAML file conf/plugin/<name>.yaml, and a builder here registered for
+the dataclass. The builders read options from the dataclass, whose fields hold the defaults; an option left unset
+(None) is decided here, from the run.
+"""
+
+from functools import singledispatch
 
 import torch
 
-from research.config.plugin import PluginConfig
+from research.config.plugin import (
+    DdpPluginConfig,
+    GeminiBaseConfig,
+    GeminiPluginConfig,
+    HybridPluginConfig,
+    PluginConfig,
+    ZeroPluginConfig,
+)
 from research.config.train import TrainConfig
 from research.errors import GraftError
 
-Builder = Callable[[PluginConfig, TrainConfig, bool], object]
-PLUGINS: dict[str, Builder] = {}
+
+@singledispatch
+def build_plugin(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+    """The Booster plugin for config `p`; `needs_unused`: some stage freezes parameters (they get no gradient)."""
+    raise GraftError(f"plugin={p.name!r}: no builder for {type(p).__name__} in research.train.plugins")
 
 
-def register(name: str):
-    def deco(fn: Builder) -> Builder:
-        PLUGINS[name] = fn
-        return fn
-
-    return deco
-
-
-@register("ddp")
-def ddp(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+@build_plugin.register
+def _ddp(p: DdpPluginConfig, t: TrainConfig, needs_unused: bool):
     from colossalai.booster.plugin import TorchDDPPlugin
 
-    return TorchDDPPlugin(find_unused_parameters=p.get("find_unused_parameters", needs_unused),
-                          broadcast_buffers=p.get("broadcast_buffers", True), bucket_cap_mb=p.get("bucket_cap_mb", 25))
+    unused = needs_unused if p.find_unused_parameters is None else p.find_unused_parameters
+    return TorchDDPPlugin(find_unused_parameters=unused, broadcast_buffers=p.broadcast_buffers,
+                          bucket_cap_mb=p.bucket_cap_mb)
 
 
-def _zero(p: PluginConfig, t: TrainConfig, cpu_offload: bool):
+@build_plugin.register
+def _zero(p: ZeroPluginConfig, t: TrainConfig, needs_unused: bool):
     from colossalai.booster.plugin import LowLevelZeroPlugin
 
     # Overlapping reductions needs a second CUDA stream; on CPU there is one stream, so it is off there.
-    overlap = p.get("overlap_communication", True) and torch.cuda.is_available()
-    return LowLevelZeroPlugin(stage=p.get("stage", 2), precision=t.precision, max_norm=t.grad_clip,
-                              reduce_bucket_size_in_m=p.get("reduce_bucket_size_in_m", 12),
-                              overlap_communication=overlap, cpu_offload=p.get("cpu_offload", cpu_offload))
+    overlap = p.overlap_communication and torch.cuda.is_available()
+    return LowLevelZeroPlugin(stage=p.stage, precision=t.precision, max_norm=t.grad_clip,
+                              reduce_bucket_size_in_m=p.reduce_bucket_size_in_m,
+                              overlap_communication=overlap, cpu_offload=p.cpu_offload)
 
 
-@register("zero2")
-def zero2(p: PluginConfig, t: TrainConfig, needs_unused: bool):
-    return _zero(p, t, cpu_offload=False)
-
-
-@register("zero2_cpu")
-def zero2_cpu(p: PluginConfig, t: TrainConfig, needs_unused: bool):
-    return _zero(p, t, cpu_offload=True)
-
-
-def _gemini(p: PluginConfig, t: TrainConfig, placement: str):
-    if not torch.cuda.is_available():
+def _gemini_needs_cuda(p: PluginConfig) -> None:
+    if isinstance(p, GeminiBaseConfig) and not torch.cuda.is_available():
         raise GraftError(f"plugin={p.name}: Gemini needs a CUDA GPU (its chunk manager and HybridAdam are GPU-only); "
                          "use plugin=ddp, zero2 or hybrid on CPU")
+
+
+@build_plugin.register
+def _gemini(p: GeminiBaseConfig, t: TrainConfig, needs_unused: bool):
+    _gemini_needs_cuda(p)
     from colossalai.booster.plugin import GeminiPlugin
 
     kw = {}
-    if p.placement_policy == "static" or placement == "static":
-        kw = {"offload_optim_frac": p.get("offload_optim_frac", 0.0),
-              "offload_param_frac": p.get("offload_param_frac", 0.0)}
-    return GeminiPlugin(placement_policy=p.get("placement_policy", placement), precision=t.precision,
-                        max_norm=t.grad_clip, enable_flash_attention=p.get("enable_flash_attention", False), **kw)
+    if isinstance(p, GeminiPluginConfig):
+        kw = {"offload_optim_frac": p.offload_optim_frac, "offload_param_frac": p.offload_param_frac}
+    return GeminiPlugin(placement_policy=p.placement_policy, precision=t.precision, max_norm=t.grad_clip,
+                        enable_flash_attention=p.enable_flash_attention, **kw)
 
 
-@register("gemini")
-def gemini(p: PluginConfig, t: TrainConfig, needs_unused: bool):
-    return _gemini(p, t, "static")
-
-
-@register("gemini_auto")
-def gemini_auto(p: PluginConfig, t: TrainConfig, needs_unused: bool):
-    return _gemini(p, t, "auto")
-
-
-@register("hybrid")
-def hybrid(p: PluginConfig, t: TrainConfig, needs_unused: bool):
+@build_plugin.register
+def _hybrid(p: HybridPluginConfig, t: TrainConfig, needs_unused: bool):
     from colossalai.booster.plugin import HybridParallelPlugin
 
-    sp_size, pp_size = p.get("sp_size", 1), p.get("pp_size", 1)
     kw = {}
-    if sp_size > 1 or p.sp_mode is not None:
-        kw = {"enable_sequence_parallelism": True, "sequence_parallelism_mode": p.get("sp_mode", "all_to_all")}
-    if pp_size > 1:
+    if p.sp_size > 1 or p.sp_mode is not None:
+        kw = {"enable_sequence_parallelism": True, "sequence_parallelism_mode": p.sp_mode or "all_to_all"}
+    if p.pp_size > 1:
         # One step's batch per data-parallel rank (micro_batch_size x grad_accum packs) goes through the pipeline
         # as its micro-batches; by default the same micro-batches a non-pipelined run accumulates.
         if p.num_microbatches is not None:
             kw["num_microbatches"] = p.num_microbatches
         else:
-            kw["microbatch_size"] = p.get("microbatch_size", t.micro_batch_size)
-        kw.update(pp_style=p.get("pp_style", "1f1b"), num_model_chunks=p.get("num_model_chunks", 1),
+            kw["microbatch_size"] = p.microbatch_size or t.micro_batch_size
+        kw.update(pp_style=p.pp_style, num_model_chunks=p.num_model_chunks,
                   # Overlapped p2p posts sends and receives of neighbouring chunks together; over gloo the
                   # interleaved schedule then waits forever on the first exchange. On CPU, communicate in turn.
                   overlap_p2p=torch.cuda.is_available())
     return HybridParallelPlugin(
-        tp_size=p.get("tp_size", 1), pp_size=pp_size, sp_size=sp_size, zero_stage=p.get("zero_stage", 0),
-        precision=t.precision, max_norm=t.grad_clip,
-        enable_flash_attention=p.get("enable_flash_attention", False),
+        tp_size=p.tp_size, pp_size=p.pp_size, sp_size=p.sp_size, zero_stage=p.zero_stage,
+        precision=t.precision, max_norm=t.grad_clip, enable_flash_attention=p.enable_flash_attention,
         # The trainer computes per-token (and per-category) losses, which needs the full logits on every rank.
-        parallel_output=p.get("parallel_output", False),
-        make_vocab_size_divisible_by=p.get("make_vocab_size_divisible_by", 64),
-        cpu_offload=p.get("cpu_offload", False),
-        overlap_communication=p.get("overlap_communication", True) and torch.cuda.is_available(),
-        find_unused_parameters=p.get("find_unused_parameters", needs_unused), **kw)
+        parallel_output=p.parallel_output,
+        make_vocab_size_divisible_by=64 if p.make_vocab_size_divisible_by is None else p.make_vocab_size_divisible_by,
+        cpu_offload=p.cpu_offload,
+        overlap_communication=p.overlap_communication and torch.cuda.is_available(),
+        find_unused_parameters=needs_unused if p.find_unused_parameters is None else p.find_unused_parameters, **kw)
 
 
-def pipeline_microbatches(p: PluginConfig, t: TrainConfig) -> tuple:
+def pipeline_microbatches(p: HybridPluginConfig, t: TrainConfig) -> tuple:
     """(micro-batch size, number of micro-batches) of one pipelined step on one data-parallel rank."""
     rows = t.micro_batch_size * t.grad_accum
     if p.num_microbatches is not None:
@@ -111,7 +102,7 @@ def pipeline_microbatches(p: PluginConfig, t: TrainConfig) -> tuple:
             raise GraftError(f"plugin.num_microbatches={p.num_microbatches} must divide the {rows} packs of a step "
                              f"on one data-parallel rank (train.micro_batch_size x train.grad_accum)")
         return rows // p.num_microbatches, p.num_microbatches
-    size = p.get("microbatch_size", t.micro_batch_size)
+    size = p.microbatch_size or t.micro_batch_size
     if rows % size:
         raise GraftError(f"plugin.microbatch_size={size} must divide the {rows} packs of a step on one "
                          "data-parallel rank (train.micro_batch_size x train.grad_accum)")
@@ -120,7 +111,7 @@ def pipeline_microbatches(p: PluginConfig, t: TrainConfig) -> tuple:
 
 def check_attention(p: PluginConfig, t: TrainConfig) -> None:
     """Flash attention under a plugin (gemini, hybrid): refused where it would fail late or drop the document mask."""
-    if not p.get("enable_flash_attention", False):
+    if not (isinstance(p, (GeminiBaseConfig, HybridPluginConfig)) and p.enable_flash_attention):
         return
     if t.doc_mask:
         # ColoAttention reads attention_mask as a [batch, seq] padding mask; the per-document [batch, 1, seq, seq]
@@ -134,42 +125,38 @@ def check_attention(p: PluginConfig, t: TrainConfig) -> None:
 
 def check_pipeline(p: PluginConfig, t: TrainConfig, num_layers: int) -> None:
     """Pipeline-parallel config errors (hybrid with pp_size > 1), raised before any plugin is built."""
-    pp = p.get("pp_size", 1) if p.name == "hybrid" else 1
+    pp = p.mesh()["pp"]
     if pp == 1:
         return
-    stages = pp * p.get("num_model_chunks", 1)
+    stages = pp * p.num_model_chunks
     if num_layers < stages:
-        raise GraftError(f"plugin.pp_size={pp} x num_model_chunks={p.get('num_model_chunks', 1)} exceeds the "
+        raise GraftError(f"plugin.pp_size={pp} x num_model_chunks={p.num_model_chunks} exceeds the "
                          f"model's {num_layers} decoder layers")
     size, count = pipeline_microbatches(p, t)
     if count < pp:
         raise GraftError(f"a step makes {count} pipeline micro-batch(es) of {size} pack(s), but plugin.pp_size={pp} "
                          f"needs at least {pp} (raise train.grad_accum to {-(-pp * size // t.micro_batch_size)} or more)")
-    if p.get("pp_style", "1f1b") == "interleaved" and count % pp:
+    if p.pp_style == "interleaved" and count % pp:
         raise GraftError(f"pp_style=interleaved needs the number of micro-batches ({count}) to be a multiple of "
                          f"plugin.pp_size={pp}")
 
 
-def vocab_multiple(p: PluginConfig, vocab_size: int) -> int:
+def vocab_multiple(p: HybridPluginConfig, vocab_size: int) -> int:
     """hybrid's make_vocab_size_divisible_by: as configured, else the largest of 64, 32, ..., 1 that, times
     tp_size, divides the vocabulary (no padding: colossalai cannot checkpoint padded embeddings)."""
     if p.make_vocab_size_divisible_by is not None:
         return p.make_vocab_size_divisible_by
-    tp = p.get("tp_size", 1)
-    return next((m for m in (64, 32, 16, 8, 4, 2) if vocab_size % (m * tp) == 0), 1)
+    return next((m for m in (64, 32, 16, 8, 4, 2) if vocab_size % (m * p.tp_size) == 0), 1)
 
 
 def check_plugin(p: PluginConfig, world_size: int, vocab_size: int, fused_ce: bool) -> None:
     """Config errors that need the world size or the model; raised before any plugin is built."""
-    if p.name.startswith("gemini") and not torch.cuda.is_available():
-        raise GraftError(f"plugin={p.name}: Gemini needs a CUDA GPU (its chunk manager and HybridAdam are GPU-only); "
-                         "use plugin=ddp, zero2 or hybrid on CPU")
-    if p.name != "hybrid":
+    _gemini_needs_cuda(p)
+    if not isinstance(p, HybridPluginConfig):
         return
-    tp, sp = p.get("tp_size", 1), p.get("sp_size", 1)
-    if world_size % (tp * p.get("pp_size", 1) * sp):
-        raise GraftError(f"plugin.tp_size={tp} x pp_size={p.get('pp_size', 1)} x sp_size={sp} must divide the "
-                         f"world size {world_size}")
+    tp, pp, sp = p.tp_size, p.pp_size, p.sp_size
+    if world_size % (tp * pp * sp):
+        raise GraftError(f"plugin.tp_size={tp} x pp_size={pp} x sp_size={sp} must divide the world size {world_size}")
     mult = vocab_multiple(p, vocab_size) * tp
     if vocab_size % mult:
         # colossalai pads embed_tokens / lm_head to that multiple, and its optimizer checkpoint then fails on the
@@ -182,12 +169,6 @@ def check_plugin(p: PluginConfig, world_size: int, vocab_size: int, fused_ce: bo
     if tp > 1 and fused_ce:
         raise GraftError("model.fused_ce=true with plugin.tp_size>1: the fused loss needs the whole lm_head "
                          "(use ddp or zero2, or fused_ce=false)")
-
-
-def build_plugin(p: PluginConfig, t: TrainConfig, needs_unused: bool):
-    if p.name not in PLUGINS:
-        raise GraftError(f"plugin={p.name!r}: unknown (known: {', '.join(PLUGINS)})")
-    return PLUGINS[p.name](p, t, needs_unused)
 
 
 def data_parallel(plugin) -> tuple:

@@ -1,6 +1,5 @@
 """The training loss: per-token cross-entropy (plain), or the fused linear cross-entropy from kernels/."""
 
-import logging
 import types
 
 import torch
@@ -8,16 +7,15 @@ import torch.nn.functional as F
 
 from research.contracts import IGNORE_INDEX
 
-log = logging.getLogger("graft")
-
 
 def enable_fused_ce(model: torch.nn.Module, impl: str) -> bool:
-    """Route `model(labels=...)` through research.model.fused_ce; False (plain loss) when it is not importable."""
-    try:
-        from research.model.fused_ce import apply_fused_ce
-    except ImportError as e:
-        log.warning("model.fused_ce=true but research.model.fused_ce is unavailable (%s): using the plain loss", e)
-        return False
+    """Route `model(labels=...)` through research.model.fused_ce; True: the forward now returns the fused loss.
+
+    Imported here, not at the top: the plain loss needs neither kernels/ nor Triton. An import failure is an error
+    (model.fused_ce=true asked for the fused loss), never a silent fall-back to the plain one.
+    """
+    from research.model.fused_ce import apply_fused_ce
+
     apply_fused_ce(model, impl)
     return True
 

@@ -1,10 +1,12 @@
-"""Staged continual pre-training on a Colossal-AI Booster: check inputs, build, (resume,) train, save.
+"""Staged continual pre-training on a Colossal-AI Booster, in four phases (the shape of torchtitan's trainer):
 
-Everything the user can get wrong (missing data, vocabulary mismatch, plugin options, an incompatible checkpoint)
-is checked before the process group starts or any weight is loaded.
+check  -> Plan:     everything the user can get wrong (missing data, vocabulary mismatch, plugin options, an
+                    incompatible checkpoint), before the process group starts or any weight is loaded;
+build  -> Built:    process group, model, optimizer and Booster; then the Progress to start from (a checkpoint's);
+train:              the stages' loop of `train_step`s, logging and checkpointing as it goes;
+finish -> summary:  the final model, summary.json.
 """
 
-import dataclasses
 import json
 import logging
 import math
@@ -12,15 +14,20 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
 from research import contracts
+from research.config.plugin import HybridPluginConfig, PluginConfig
 from research.config.root import GraftConfig
 from research.config.schedule import StageConfig
+from research.config.train import TrainConfig
 from research.contracts import TOKENIZER_FILES, sha256_file
 from research.errors import GraftError
 from research.runinfo import write_run_files
@@ -39,8 +46,208 @@ from research.train.stage_plan import Schedule, Stage, stage_steps
 from research.train.step_metrics import MetricsLog, flops_per_token, peak_flops, peak_memory_gb
 from research.train.token_loss import PipelineLoss, accumulate, defer_lm_head, enable_fused_ce, forward_loss
 
+if TYPE_CHECKING:
+    from transformers import LlamaConfig
+
 log = logging.getLogger("graft")
 MASK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+FINGERPRINT_PLUGIN_KEYS = ("name", "tp_size", "pp_size", "sp_size", "zero_stage", "stage")
+"""Plugin options a checkpoint must have been written under to resume (None where a plugin has no such option)."""
+
+
+@dataclass
+class Plan:
+    """A run's checked inputs: the plugin, the model's config, the data, the stages and where to resume."""
+
+    cfg: GraftConfig
+    raw: DictConfig
+    rank: int
+    world: int
+    plugin: PluginConfig
+    folder: Path | None
+    """The HF model folder; None in benchmark mode (a random model from the `model` group)."""
+    model_config: "LlamaConfig"
+    manifest: contracts.Manifest
+    streams: list
+    stages: list[Stage]
+    schedule: Schedule
+    end_step: int
+    fingerprint: dict
+    resume_from: Path | None
+
+    @property
+    def t(self) -> TrainConfig:
+        return self.cfg.train
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out_dir)
+
+    @property
+    def pipelined(self) -> bool:
+        return self.plugin.mesh()["pp"] > 1
+
+    @property
+    def dp_size(self) -> int:
+        return self.world // math.prod(self.plugin.mesh().values())
+
+    @property
+    def global_batch(self) -> int:
+        return self.t.micro_batch_size * self.t.grad_accum * self.dp_size
+
+    @property
+    def ncat(self) -> int:
+        return len(self.manifest.categories)
+
+
+@dataclass
+class Built:
+    """The live objects of a run: boosted model and optimizer, and the process groups it reduces over."""
+
+    booster: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    fused: bool
+    """The forward computes the fused loss (or, pipelined, the last stage's criterion does)."""
+    num_params: int
+    dp_rank: int
+    dp_group: object
+    pp_group: object
+    head: torch.nn.Module | None
+    """Pipelined with the fused loss, the last stage's lm_head (see token_loss.defer_lm_head)."""
+    pipe_size: int
+    """Pipelined, the micro-batch size; else 0."""
+
+
+@dataclass
+class Progress:
+    """Where the run stands: what a checkpoint restores, and the throughput the summary reports."""
+
+    step: int
+    position: int
+    """Packs of the current stage consumed so far, over all data-parallel ranks."""
+    tokens_seen: dict
+    last_saved: int = -1
+    loss: float | None = None
+    """The last step's loss (None until this process ran one)."""
+    timed_tokens: int = 0
+    timed_time: float = 0.0
+    timed_slots: int = 0
+
+
+@dataclass
+class Monitor:
+    """Where steps are reported, and what checkpoints and MFU need besides the model."""
+
+    metrics: MetricsLog
+    config_yaml: str
+    peak: float | None
+    flops_per_token: float
+
+
+@dataclass
+class Feed:
+    """The current stage's batches (this rank's share) and its trainable parameter count."""
+
+    stage: Stage
+    batches: Iterator = field(repr=False)
+    trainable: int
+
+
+def run(cfg: GraftConfig, raw: DictConfig) -> dict:
+    """Train by the config; returns the summary (also written to out_dir/summary.json)."""
+    plan = check(cfg, raw)
+    built = build(plan)
+    progress = resume(plan, built)
+    monitor = start_monitor(plan, built, progress)
+    train(plan, built, progress, monitor)
+    return finish(plan, built, progress, monitor)
+
+
+# ---- check: inputs, before any process group or weight -------------------------------------------------------
+
+def check(cfg: GraftConfig, raw: DictConfig) -> Plan:
+    """The run's inputs, checked; in benchmark mode its synthetic data written; an earlier run's files cleared."""
+    t = cfg.train
+    rank, world = _env_world()
+    folder, mc = _model_config(cfg)
+    p = _checked_plugin(cfg, world, mc)
+    dp_size = world // math.prod(p.mesh().values())
+    manifest, buckets, stage_cfgs = _data(cfg, rank, dp_size, mc)
+    if not t.benchmark:
+        _check_vocab(manifest, buckets, folder, mc)
+    global_batch = t.micro_batch_size * t.grad_accum * dp_size
+    streams, stages = _stages(stage_cfgs, buckets, manifest, t.seed, global_batch)
+    schedule = Schedule(stages, t.lr)
+    end_step = min(schedule.total_steps, t.max_steps) if t.max_steps else schedule.total_steps
+    options = {f.name: getattr(p, f.name) for f in fields(p)}
+    fingerprint = {
+        "model": {k: getattr(mc, k) for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                              "num_attention_heads", "num_key_value_heads")},
+        "plugin": {k: options.get(k) for k in FINGERPRINT_PLUGIN_KEYS},
+        "world_size": world, "global_batch": global_batch, "max_length": manifest.max_length,
+        "stages": [[s.config.name, s.steps] for s in stages],
+    }
+    resume_from = _resume_or_clear(cfg, rank, fingerprint)
+    return Plan(cfg, raw, rank, world, p, folder, mc, manifest, streams, stages, schedule, end_step, fingerprint,
+                resume_from)
+
+
+def _checked_plugin(cfg: GraftConfig, world: int, mc) -> PluginConfig:
+    """The plugin config, checked against the world and the model, with hybrid's vocabulary multiple decided."""
+    p, t = cfg.plugin, cfg.train
+    check_plugin(p, world, mc.vocab_size, cfg.model.fused_ce)
+    check_pipeline(p, t, mc.num_hidden_layers)
+    check_attention(p, t)
+    if isinstance(p, HybridPluginConfig):
+        p = replace(p, make_vocab_size_divisible_by=vocab_multiple(p, mc.vocab_size))
+    return p
+
+
+def _data(cfg: GraftConfig, rank: int, dp_size: int, mc) -> tuple:
+    """(manifest, bucket datasets, stage configs): prepare_data's output, or in benchmark mode synthetic packs."""
+    t = cfg.train
+    if t.benchmark:
+        from research.train.synthetic import write_synthetic_buckets
+
+        data_dir = Path(cfg.out_dir) / "benchmark_data" / f"rank_{rank}"  # each rank its own copy: no race, no barrier
+        seq = min(t.benchmark_seq_len, mc.max_position_embeddings)
+        write_synthetic_buckets(data_dir, mc.vocab_size, seq, num_buckets=1,
+                                packs_per_bucket=t.micro_batch_size * t.grad_accum * dp_size *
+                                (t.benchmark_steps + t.benchmark_warmup), seed=t.seed)
+        stage_cfgs = [StageConfig(name="benchmark", steps=t.benchmark_steps + t.benchmark_warmup, decay="constant")]
+    else:
+        data_dir = Path(cfg.paths.data)
+        stage_cfgs = list(cfg.schedule.stages)
+    manifest = contracts.read_manifest(data_dir)
+    return manifest, contracts.load_buckets(manifest), stage_cfgs
+
+
+def _stages(stage_cfgs: list, buckets: list, manifest: contracts.Manifest, seed: int, global_batch: int) -> tuple:
+    """(one sample stream per stage, the stages laid end to end in steps)."""
+    streams, stages, start = [], [], 0
+    for i, sc in enumerate(stage_cfgs):
+        stream = D.StageStream(sc, i, buckets, manifest.categories, seed)
+        n = stage_steps(sc, stream.length, global_batch, manifest.max_length)
+        streams.append(stream)
+        stages.append(Stage(i, sc, start, n, stream.length))
+        start += n
+    return streams, stages
+
+
+def _resume_or_clear(cfg: GraftConfig, rank: int, fingerprint: dict) -> Path | None:
+    """The checkpoint to resume from, checked to fit this run; without one, an earlier run's files go (or fail)."""
+    t, out = cfg.train, Path(cfg.out_dir)
+    root = out / "checkpoints"
+    resume_from = ckpt.latest(root) if (t.resume and not t.benchmark) else None
+    if resume_from is not None:
+        ckpt.check_compatible(resume_from, ckpt.read_state(resume_from).get("fingerprint", {}), fingerprint)
+    elif rank == 0 and not t.benchmark and (root.exists() or (out / "metrics.jsonl").exists()):
+        if not cfg.overwrite:
+            raise GraftError(f"out_dir={str(out)!r} holds an earlier run and overwrite=false (or resume it)")
+        shutil.rmtree(root, ignore_errors=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    return resume_from
 
 
 def _env_world() -> tuple:
@@ -94,6 +301,111 @@ def _check_vocab(manifest: contracts.Manifest, buckets: list, folder, mc) -> Non
                                  f"({where} hashes.tokenizer.{name})")
 
 
+# ---- build: process group, model, optimizer, Booster; the progress to start from -------------------------------
+
+def build(plan: Plan) -> Built:
+    """Start the process group, build the model and optimizer and put them on the Booster plugin."""
+    import colossalai
+    from colossalai.booster import Booster
+
+    from research.train import upstream_fixes
+
+    t, p = plan.t, plan.plugin
+    upstream_fixes.apply()
+    if not torch.cuda.is_available():
+        from research.train import cpu_compat
+
+        cpu_compat.apply()
+    colossalai.launch_from_torch(backend="nccl" if torch.cuda.is_available() else "gloo", seed=t.seed, verbose=False)
+    model, fused = _model(plan)
+    num_params = sum(q.numel() for q in model.parameters())
+    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr, betas=tuple(t.betas), eps=t.eps)
+    plugin = build_plugin(p, t, needs_unused=any(s.config.freeze != "full" for s in plan.stages))
+    # TorchDDPPlugin leaves mixed precision to the Booster; the other plugins take train.precision themselves.
+    amp = {"bf16": "bf16", "fp16": "fp16"}.get(t.precision) if p.name == "ddp" else None
+    booster = Booster(plugin=plugin, mixed_precision=amp)
+    model, optimizer, *_ = booster.boost(model, optimizer)
+    dp_size, dp_rank = data_parallel(plugin)
+    if dp_size != plan.dp_size:
+        raise GraftError(f"data-parallel size {dp_size} differs from the expected {plan.dp_size}")
+    head = defer_lm_head(model.unwrap()) if fused and plan.pipelined and plugin.stage_manager.is_last_stage() else None
+    return Built(booster, model, optimizer, fused, num_params, dp_rank, getattr(plugin, "dp_group", None),
+                 plugin.pp_group if plan.pipelined else None, head,
+                 pipeline_microbatches(p, t)[0] if plan.pipelined else 0)
+
+
+def _model(plan: Plan) -> tuple:
+    """(the model before boosting, whether its loss is the fused one)."""
+    from transformers import LlamaForCausalLM
+
+    cfg, folder = plan.cfg, plan.folder
+    torch.manual_seed(cfg.train.seed)
+    model = (LlamaForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32) if folder
+             else LlamaForCausalLM(plan.model_config))
+    # Pipelined, the last stage's criterion computes the fused loss (set up after boost); otherwise the forward does.
+    fused = cfg.model.fused_ce and (plan.pipelined or enable_fused_ce(model, cfg.model.fused_ce_impl))
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model, fused
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def resume(plan: Plan, built: Built) -> Progress:
+    """Step 0, or the latest checkpoint's step, sample position and tokens seen (and its weights, optimizer, RNG)."""
+    if plan.resume_from is None:
+        return Progress(step=0, position=0, tokens_seen={s.config.name: 0 for s in plan.stages})
+    state = ckpt.load(built.booster, built.model, built.optimizer, plan.resume_from)
+    if plan.rank == 0:
+        log.info("resumed from %s (step %d, stage %s)", plan.resume_from, state["step"], state["stage_name"])
+    return Progress(step=state["step"], position=state["sample_position"], tokens_seen=state["tokens_seen"],
+                    last_saved=state["step"])
+
+
+def start_monitor(plan: Plan, built: Built, progress: Progress) -> Monitor:
+    """metrics.jsonl (cut back to the resumed step) and W&B, on rank 0 only."""
+    cfg, t = plan.cfg, plan.t
+    if plan.rank == 0:
+        plan.out.mkdir(parents=True, exist_ok=True)
+    metrics = MetricsLog(plan.out / "metrics.jsonl", progress.step, enabled=plan.rank == 0 and not t.benchmark,
+                         cfg=cfg if cfg.logger.wandb_mode != "disabled" else None, raw=plan.raw)
+    return Monitor(metrics, OmegaConf.to_yaml(plan.raw, resolve=True), peak_flops(t.peak_flops),
+                   flops_per_token(plan.model_config, built.num_params, plan.manifest.max_length))
+
+
+# ---- train: the loop over stages and steps -------------------------------------------------------------------
+
+def train(plan: Plan, built: Built, progress: Progress, monitor: Monitor) -> None:
+    """Step from `progress` to the plan's end step, stage by stage; log and checkpoint on the way."""
+    from tqdm import tqdm
+
+    t = plan.t
+    bar = tqdm(total=plan.end_step, initial=progress.step, disable=plan.rank != 0, desc="train", unit="step",
+               dynamic_ncols=True)
+    feed = None
+    while progress.step < plan.end_step:
+        stage, _ = plan.schedule.lookup(progress.step)
+        if feed is None or stage is not feed.stage:
+            if feed is not None:  # a new stage starts at its stream's beginning; a resumed one where it stopped
+                progress.position = 0
+            feed = enter_stage(plan, built, progress, stage)
+        record = train_step(plan, built, progress, monitor, feed)
+        if progress.step % t.log_every == 0 or progress.step == plan.end_step:
+            monitor.metrics.log(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", stage=stage.config.name)
+        ckpt.fault("kill_after_step", progress.step)
+        every = t.checkpoint_every and progress.step % t.checkpoint_every == 0
+        if not t.benchmark and (every or progress.step == plan.end_step):
+            save_checkpoint(plan, built, progress, monitor, stage, record)
+    bar.close()
+
+
 def apply_freeze(model: torch.nn.Module, policy: str) -> int:
     """Set requires_grad by the stage's policy; return the number of trainable parameters.
 
@@ -108,235 +420,156 @@ def apply_freeze(model: torch.nn.Module, policy: str) -> int:
     return n
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.dim() >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def enter_stage(plan: Plan, built: Built, progress: Progress, stage: Stage) -> Feed:
+    """Freeze by the stage's policy and open its batches from the current position to its last step in this run."""
+    t = plan.t
+    trainable = apply_freeze(built.model.unwrap(), stage.config.freeze)
+    if built.pp_group is not None:  # each pipeline stage holds (and counts) only its own layers
+        held = torch.tensor(trainable, dtype=torch.int64)
+        dist.all_reduce(held, group=built.pp_group)
+        trainable = int(held)
+    n_steps = min(stage.end, plan.end_step) - progress.step
+    dataset = D.RankSlice(plan.streams[stage.index], progress.position, n_steps, t.micro_batch_size, t.grad_accum,
+                          plan.dp_size, built.dp_rank)
+    collate = D.Collator(plan.manifest.categories, t.doc_mask, MASK_DTYPES[t.precision])
+    # Pipelined, one loader batch is a whole step (the schedule splits it into micro-batches).
+    loader = torch.utils.data.DataLoader(dataset, shuffle=False, collate_fn=collate,
+                                         batch_size=t.micro_batch_size * (t.grad_accum if plan.pipelined else 1),
+                                         num_workers=t.num_workers)
+    return Feed(stage, iter(loader), trainable)
 
 
-def run(cfg: GraftConfig, raw: DictConfig) -> dict:
-    t, out = cfg.train, Path(cfg.out_dir)
-    rank, world = _env_world()
-    p = cfg.plugin
-    mesh = {k: p.get(f"{k}_size", 1) if p.name == "hybrid" else 1 for k in ("tp", "pp", "sp")}
-    mp = math.prod(mesh.values())
+def train_step(plan: Plan, built: Built, progress: Progress, monitor: Monitor, feed: Feed) -> dict:
+    """One optimizer step on one global batch; advances `progress` and returns the step's metrics record."""
+    lr = plan.schedule.lr(progress.step)
+    for group in built.optimizer.param_groups:
+        group["lr"] = lr
+    t0 = time.perf_counter()
+    sums = torch.zeros(2 + 2 * plan.ncat + 1, dtype=torch.float64)  # loss sum, count, per-category, real tokens
+    bucket = (_pipeline_pass if plan.pipelined else _accumulate_pass)(plan, built, feed, sums)
+    grad_norm = _optimizer_step(plan, built)
+    dist.all_reduce(sums, group=built.dp_group)
+    if built.pp_group is not None:  # only the last stage computed the loss; the others add zeros
+        dist.all_reduce(sums, group=built.pp_group)
+    dt = time.perf_counter() - t0
+    _advance(plan, progress, feed.stage, int(sums[-1]), dt)
+    record = {"step": progress.step, "stage": feed.stage.config.name, "bucket": bucket, "lr": lr,
+              "loss": float(sums[0] / max(sums[1], 1)), "grad_norm": grad_norm, "tokens": int(sums[-1]),
+              "tokens_per_s": float(sums[-1]) / dt, "step_time_s": dt, "trainable_params": feed.trainable,
+              "peak_memory_gb": peak_memory_gb(), "tokens_seen": dict(progress.tokens_seen)}
+    if monitor.peak:
+        record["mfu"] = monitor.flops_per_token * plan.global_batch * plan.manifest.max_length / dt / \
+            (monitor.peak * plan.world)
+    for c, name in enumerate(plan.manifest.categories):
+        if sums[2 + plan.ncat + c] > 0:
+            record[f"loss/{name}"] = float(sums[2 + c] / sums[2 + plan.ncat + c])
+    progress.loss = record["loss"]
+    return record
 
-    # ---- inputs, checked before any process group or weight -------------------------------------------------
-    folder, mc = _model_config(cfg)
-    check_plugin(p, world, mc.vocab_size, cfg.model.fused_ce)
-    check_pipeline(p, t, mc.num_hidden_layers)
-    check_attention(p, t)
-    if p.name == "hybrid":
-        p = dataclasses.replace(p, make_vocab_size_divisible_by=vocab_multiple(p, mc.vocab_size))
-    pipelined = mesh["pp"] > 1
-    if t.benchmark:
-        from research.train.synthetic import write_synthetic_buckets
 
-        data_dir = out / "benchmark_data" / f"rank_{rank}"  # each rank its own identical copy: no race, no barrier
-        seq = min(t.benchmark_seq_len, mc.max_position_embeddings)
-        write_synthetic_buckets(data_dir, mc.vocab_size, seq, num_buckets=1,
-                                packs_per_bucket=t.micro_batch_size * t.grad_accum * (world // mp) *
-                                (t.benchmark_steps + t.benchmark_warmup), seed=t.seed)
-        stage_cfgs = [StageConfig(name="benchmark", steps=t.benchmark_steps + t.benchmark_warmup, decay="constant")]
-    else:
-        data_dir = Path(cfg.paths.data)
-        stage_cfgs = list(cfg.schedule.stages)
-    manifest = contracts.read_manifest(data_dir)
-    buckets = contracts.load_buckets(manifest)
-    if not t.benchmark:
-        _check_vocab(manifest, buckets, folder, mc)
-    dp_size = world // mp
-    global_batch = t.micro_batch_size * t.grad_accum * dp_size
-    streams, stages, start = [], [], 0
-    for i, sc in enumerate(stage_cfgs):
-        stream = D.StageStream(sc, i, buckets, manifest.categories, t.seed)
-        n = stage_steps(sc, stream.length, global_batch, manifest.max_length)
-        streams.append(stream)
-        stages.append(Stage(i, sc, start, n, stream.length))
-        start += n
-    schedule = Schedule(stages, t.lr)
-    end_step = min(schedule.total_steps, t.max_steps) if t.max_steps else schedule.total_steps
-    fingerprint = {
-        "model": {k: getattr(mc, k) for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                                              "num_attention_heads", "num_key_value_heads")},
-        "plugin": {"name": p.name, "tp_size": p.tp_size, "pp_size": p.pp_size, "sp_size": p.sp_size,
-                   "zero_stage": p.zero_stage, "stage": p.stage},
-        "world_size": world, "global_batch": global_batch, "max_length": manifest.max_length,
-        "stages": [[s.config.name, s.steps] for s in stages],
-    }
-    root = out / "checkpoints"
-    resume_from = ckpt.latest(root) if (t.resume and not t.benchmark) else None
-    if resume_from is not None:
-        ckpt.check_compatible(resume_from, ckpt.read_state(resume_from).get("fingerprint", {}), fingerprint)
-    elif rank == 0 and not t.benchmark and (root.exists() or (out / "metrics.jsonl").exists()):
-        if not cfg.overwrite:
-            raise GraftError(f"out_dir={str(out)!r} holds an earlier run and overwrite=false (or resume it)")
-        shutil.rmtree(root, ignore_errors=True)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
+def _accumulate_pass(plan: Plan, built: Built, feed: Feed, sums: torch.Tensor) -> int:
+    """Forward and backward over train.grad_accum micro-batches; returns the last one's bucket."""
+    t = plan.t
+    for _ in range(t.grad_accum):
+        batch = next(feed.batches)
+        loss, per_token, count = forward_loss(built.model, batch, built.fused)
+        built.booster.backward(loss / t.grad_accum, built.optimizer)
+        accumulate(sums, loss, per_token, count, batch, plan.manifest.pad_token_id, plan.ncat)
+    return batch["buckets"][-1]
 
-    # ---- build ------------------------------------------------------------------------------------------------
-    import colossalai
-    from colossalai.booster import Booster
 
-    from research.train import upstream_fixes
+def _pipeline_pass(plan: Plan, built: Built, feed: Feed, sums: torch.Tensor) -> int:
+    """Forward and backward of the whole step's batch through the pipeline schedule; returns its last bucket."""
+    batch = next(feed.batches)
+    criterion = PipelineLoss(batch, built.pipe_size, sums, plan.manifest.pad_token_id, plan.ncat, built.head,
+                             plan.cfg.model.fused_ce_impl)
+    inputs = {k: batch[k] for k in ("input_ids", "position_ids", "attention_mask") if k in batch}
+    built.booster.execute_pipeline(iter([inputs]), built.model, criterion, built.optimizer, return_loss=False)
+    return batch["buckets"][-1]
 
-    upstream_fixes.apply()
-    if not torch.cuda.is_available():
-        from research.train import cpu_compat
 
-        cpu_compat.apply()
-    colossalai.launch_from_torch(backend="nccl" if torch.cuda.is_available() else "gloo", seed=t.seed, verbose=False)
-    from transformers import LlamaForCausalLM
+def _optimizer_step(plan: Plan, built: Built) -> float:
+    """Clip, step, zero the gradients; returns the gradient norm before clipping."""
+    t, optimizer = plan.t, built.optimizer
+    if plan.plugin.name == "ddp":
+        # TorchDDPPlugin's optimizer clips only when asked (and returns the norm); the others clip inside step().
+        grad_norm = float(optimizer.clip_grad_by_norm(t.grad_clip if t.grad_clip > 0 else math.inf))
+    optimizer.step()
+    if plan.plugin.name != "ddp":
+        norm = optimizer.get_grad_norm()
+        grad_norm = float(norm) if norm is not None else float("nan")
+    optimizer.zero_grad()
+    return grad_norm
 
-    torch.manual_seed(t.seed)
-    model = LlamaForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32) if folder else LlamaForCausalLM(mc)
-    # Pipelined, the last stage's criterion computes the fused loss (set up after boost); otherwise the forward does.
-    fused = cfg.model.fused_ce and (pipelined or enable_fused_ce(model, cfg.model.fused_ce_impl))
-    if t.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    num_params = sum(q.numel() for q in model.parameters())
-    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr, betas=tuple(t.betas), eps=t.eps)
-    plugin = build_plugin(p, t, needs_unused=any(s.config.freeze != "full" for s in stages))
-    amp = {"bf16": "bf16", "fp16": "fp16"}.get(t.precision) if p.name == "ddp" else None
-    booster = Booster(plugin=plugin, mixed_precision=amp)
-    model, optimizer, *_ = booster.boost(model, optimizer)
-    dp_size_actual, dp_rank = data_parallel(plugin)
-    if dp_size_actual != dp_size:
-        raise GraftError(f"data-parallel size {dp_size_actual} differs from the expected {dp_size}")
-    dp_group = getattr(plugin, "dp_group", None)
-    pp_group = plugin.pp_group if pipelined else None
-    head = defer_lm_head(model.unwrap()) if fused and pipelined and plugin.stage_manager.is_last_stage() else None
-    pipe_size = pipeline_microbatches(p, t)[0] if pipelined else 0
 
-    step, tokens_seen = 0, {s.config.name: 0 for s in stages}
-    position = 0
-    if resume_from is not None:
-        state = ckpt.load(booster, model, optimizer, resume_from)
-        step, tokens_seen, position = state["step"], state["tokens_seen"], state["sample_position"]
-        if rank == 0:
-            log.info("resumed from %s (step %d, stage %s)", resume_from, step, state["stage_name"])
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    metrics = MetricsLog(out / "metrics.jsonl", step, enabled=rank == 0 and not t.benchmark,
-                         cfg=cfg if cfg.logger.wandb_mode != "disabled" else None, raw=raw)
-    config_yaml = OmegaConf.to_yaml(raw, resolve=True)
-    peak = peak_flops(t.peak_flops)
-    fpt = flops_per_token(mc, num_params, manifest.max_length)
-    collate = D.Collator(manifest.categories, t.doc_mask, MASK_DTYPES[t.precision])
-    ncat = len(manifest.categories)
+def _advance(plan: Plan, progress: Progress, stage: Stage, tokens: int, dt: float) -> None:
+    t = plan.t
+    progress.step += 1
+    progress.position += plan.global_batch
+    progress.tokens_seen[stage.config.name] += tokens
+    if progress.step > t.benchmark_warmup or not t.benchmark:  # benchmark warm-up steps are not timed
+        progress.timed_tokens += tokens
+        progress.timed_time += dt
+        progress.timed_slots += plan.global_batch * plan.manifest.max_length
 
-    # ---- train ------------------------------------------------------------------------------------------------
-    from tqdm import tqdm
 
-    bar = tqdm(total=end_step, initial=step, disable=rank != 0, desc="train", unit="step", dynamic_ncols=True)
-    current, it, bucket, record = None, None, -1, None
-    timed_tokens, timed_time, timed_slots = 0, 0.0, 0
-    last_saved = step if resume_from is not None else -1
-    while step < end_step:
-        stage, _ = schedule.lookup(step)
-        if stage is not current:
-            if current is not None:
-                position = 0
-            trainable = apply_freeze(model.unwrap(), stage.config.freeze)
-            if pp_group is not None:  # each pipeline stage holds (and counts) only its own layers
-                held = torch.tensor(trainable, dtype=torch.int64)
-                dist.all_reduce(held, group=pp_group)
-                trainable = int(held)
-            n_steps = min(stage.end, end_step) - step
-            dataset = D.RankSlice(streams[stage.index], position, n_steps, t.micro_batch_size, t.grad_accum,
-                                  dp_size, dp_rank)
-            # Pipelined, one loader batch is a whole step (the schedule splits it into micro-batches).
-            loader = torch.utils.data.DataLoader(dataset, shuffle=False, collate_fn=collate,
-                                                 batch_size=t.micro_batch_size * (t.grad_accum if pipelined else 1),
-                                                 num_workers=t.num_workers)
-            it, current = iter(loader), stage
-        lr = schedule.lr(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        t0 = time.perf_counter()
-        sums = torch.zeros(2 + 2 * ncat + 1, dtype=torch.float64)  # loss sum, count, per-category, real tokens
-        if pipelined:
-            batch = next(it)
-            criterion = PipelineLoss(batch, pipe_size, sums, manifest.pad_token_id, ncat, head, cfg.model.fused_ce_impl)
-            inputs = {k: batch[k] for k in ("input_ids", "position_ids", "attention_mask") if k in batch}
-            booster.execute_pipeline(iter([inputs]), model, criterion, optimizer, return_loss=False)
-            bucket = batch["buckets"][-1]
-        else:
-            for _ in range(t.grad_accum):
-                batch = next(it)
-                loss, per_token, count = forward_loss(model, batch, fused)
-                booster.backward(loss / t.grad_accum, optimizer)
-                accumulate(sums, loss, per_token, count, batch, manifest.pad_token_id, ncat)
-                bucket = batch["buckets"][-1]
-        if p.name == "ddp":
-            grad_norm = float(optimizer.clip_grad_by_norm(t.grad_clip if t.grad_clip > 0 else math.inf))
-        optimizer.step()
-        if p.name != "ddp":
-            grad_norm = optimizer.get_grad_norm()
-            grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
-        optimizer.zero_grad()
-        dist.all_reduce(sums, group=dp_group)
-        if pp_group is not None:  # only the last stage computed the loss; the others add zeros
-            dist.all_reduce(sums, group=pp_group)
-        dt = time.perf_counter() - t0
-        step += 1
-        position += global_batch
-        tokens_seen[stage.config.name] += int(sums[-1])
-        if step > t.benchmark_warmup or not t.benchmark:
-            timed_tokens, timed_time, timed_slots = timed_tokens + int(sums[-1]), timed_time + dt, \
-                timed_slots + global_batch * manifest.max_length
-        record = {"step": step, "stage": stage.config.name, "bucket": bucket, "lr": lr,
-                  "loss": float(sums[0] / max(sums[1], 1)), "grad_norm": grad_norm, "tokens": int(sums[-1]),
-                  "tokens_per_s": float(sums[-1]) / dt, "step_time_s": dt, "trainable_params": trainable,
-                  "peak_memory_gb": peak_memory_gb(), "tokens_seen": dict(tokens_seen)}
-        if peak:
-            record["mfu"] = fpt * global_batch * manifest.max_length / dt / (peak * world)
-        for c, name in enumerate(manifest.categories):
-            if sums[2 + ncat + c] > 0:
-                record[f"loss/{name}"] = float(sums[2 + c] / sums[2 + ncat + c])
-        if step % t.log_every == 0 or step == end_step:
-            metrics.log(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", stage=stage.config.name)
-        ckpt.fault("kill_after_step", step)
-        if not t.benchmark and ((t.checkpoint_every and step % t.checkpoint_every == 0) or step == end_step):
-            next_stage, _ = schedule.lookup(step)
-            state = {"step": step, "stage": next_stage.index, "stage_name": next_stage.config.name,
-                     "sample_position": position if next_stage is stage else 0, "bucket": bucket,
-                     "tokens_seen": tokens_seen, "fingerprint": fingerprint, "lr": lr}
-            ckpt.save(booster, model, optimizer, root, step, state, config_yaml, t.keep_last)
-            last_saved = step
-    bar.close()
+def save_checkpoint(plan: Plan, built: Built, progress: Progress, monitor: Monitor, stage: Stage,
+                    record: dict) -> None:
+    """Everything a resume needs, after the step `record` reports (see research.train.checkpoint)."""
+    # Recorded as the stage of the next step, so a resume at a stage boundary starts the next stream from 0.
+    next_stage, _ = plan.schedule.lookup(progress.step)
+    state = {"step": progress.step, "stage": next_stage.index, "stage_name": next_stage.config.name,
+             "sample_position": progress.position if next_stage is stage else 0, "bucket": record["bucket"],
+             "tokens_seen": progress.tokens_seen, "fingerprint": plan.fingerprint, "lr": record["lr"]}
+    ckpt.save(built.booster, built.model, built.optimizer, plan.out / "checkpoints", progress.step, state,
+              monitor.config_yaml, plan.t.keep_last)
+    progress.last_saved = progress.step
 
-    # ---- outputs ------------------------------------------------------------------------------------------------
-    summary = {"steps": step, "total_steps": schedule.total_steps, "completed": step >= schedule.total_steps,
-               "plugin": p.name, "world_size": world, "dp_size": dp_size, "global_batch": global_batch,
-               "mesh": {"dp": dp_size, **mesh},
-               "num_params": num_params, "tokens_seen": tokens_seen, "fused_ce": fused, "doc_mask": t.doc_mask,
-               "stages": [{"name": s.config.name, "start": s.start, "steps": s.steps, "packs_per_pass": s.num_packs,
-                           "freeze": s.config.freeze} for s in stages],
-               "tokens_per_s": timed_tokens / timed_time if timed_time else None,
-               "mfu": (fpt * timed_slots / timed_time / (peak * world)) if (peak and timed_time) else None,
-               "flops_per_token": fpt, "peak_flops_per_device": peak, "peak_memory_gb": peak_memory_gb(),
-               "last_checkpoint": last_saved, "final_loss": record["loss"] if record else None}
-    if not t.benchmark and step > 0:
-        tmp = out / ".final.tmp"
-        if rank == 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-        dist.barrier()
-        booster.save_model(model, str(tmp), shard=True, use_safetensors=True)
-        dist.barrier()
-        if rank == 0:
-            for name in TOKENIZER_FILES:
-                if folder is not None and (folder / name).is_file():
-                    shutil.copy2(folder / name, tmp / name)
-            shutil.rmtree(out / "final", ignore_errors=True)
-            os.replace(tmp, out / "final")
-    if rank == 0:
-        write_run_files(out, raw, summary)
-        metrics.finish(summary)
+
+# ---- finish: final model and summary ---------------------------------------------------------------------------
+
+def finish(plan: Plan, built: Built, progress: Progress, monitor: Monitor) -> dict:
+    """Save the final model (unless benchmarking), write summary.json and config.yaml, end the process group."""
+    summary = _summary(plan, built, progress, monitor)
+    if not plan.t.benchmark and progress.step > 0:
+        _save_final(plan, built)
+    if plan.rank == 0:
+        write_run_files(plan.out, plan.raw, summary)
+        monitor.metrics.finish(summary)
         print(json.dumps({k: summary[k] for k in ("steps", "tokens_per_s", "mfu", "final_loss")}), flush=True)
     dist.barrier()
     dist.destroy_process_group()
     return summary
+
+
+def _summary(plan: Plan, built: Built, progress: Progress, monitor: Monitor) -> dict:
+    t, total, peak, world = plan.t, plan.schedule.total_steps, monitor.peak, plan.world
+    timed_time, fpt = progress.timed_time, monitor.flops_per_token
+    return {"steps": progress.step, "total_steps": total, "completed": progress.step >= total,
+            "plugin": plan.plugin.name, "world_size": world, "dp_size": plan.dp_size,
+            "global_batch": plan.global_batch, "mesh": {"dp": plan.dp_size, **plan.plugin.mesh()},
+            "num_params": built.num_params, "tokens_seen": progress.tokens_seen, "fused_ce": built.fused,
+            "doc_mask": t.doc_mask,
+            "stages": [{"name": s.config.name, "start": s.start, "steps": s.steps, "packs_per_pass": s.num_packs,
+                        "freeze": s.config.freeze} for s in plan.stages],
+            "tokens_per_s": progress.timed_tokens / timed_time if timed_time else None,
+            "mfu": (fpt * progress.timed_slots / timed_time / (peak * world)) if (peak and timed_time) else None,
+            "flops_per_token": fpt, "peak_flops_per_device": peak, "peak_memory_gb": peak_memory_gb(),
+            "last_checkpoint": progress.last_saved, "final_loss": progress.loss}
+
+
+def _save_final(plan: Plan, built: Built) -> None:
+    """The trained model as one HF folder `final/` (with the tokenizer files), renamed into place when complete."""
+    out, folder = plan.out, plan.folder
+    tmp = out / ".final.tmp"
+    if plan.rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    dist.barrier()
+    built.booster.save_model(built.model, str(tmp), shard=True, use_safetensors=True)
+    dist.barrier()
+    if plan.rank == 0:
+        for name in TOKENIZER_FILES:
+            if folder is not None and (folder / name).is_file():
+                shutil.copy2(folder / name, tmp / name)
+        shutil.rmtree(out / "final", ignore_errors=True)
+        os.replace(tmp, out / "final")

@@ -72,13 +72,52 @@ def test_unknown_choice_lists_known_ones():
     assert "subword_mean" in str(e.value)
 
 
-def test_init_registry_matches_schema():
-    from research.config.init import STRATEGY_NAMES
+def test_init_registry_is_conf_init():
+    """Every conf/init/<name>.yaml is one strategy: `strategy: <name>`, a key of the registry, and back."""
+    import yaml
+
     from research.init.strategies import STRATEGIES
 
-    assert set(STRATEGIES) == set(STRATEGY_NAMES)
-    for name in STRATEGY_NAMES:
-        assert (Path(CONF_DIR) / "init" / f"{name}.yaml").is_file()
+    files = sorted((Path(CONF_DIR) / "init").glob("*.yaml"))
+    assert {f.stem for f in files} == set(STRATEGIES)
+    for f in files:
+        assert yaml.safe_load(f.read_text())["strategy"] == f.stem, f
+
+
+def _registries():
+    from research.data.score import SCORERS
+    from research.eval.datasets import DATASETS
+    from research.eval.methods import METHODS
+    from research.init.strategies import STRATEGIES
+    from research.tokenizer.sources import SOURCES
+
+    return [("init.strategy=bogus", "init.strategy", STRATEGIES),
+            ("data.score.scorer=bogus", "data.score.scorer", SCORERS),
+            ("eval.datasets.0.name=bogus", "eval.datasets[].name", DATASETS),
+            ("eval.methods=[first_token,bogus]", "eval.methods", METHODS),
+            ("tokenizer.sources.0.kind=bogus", "tokenizer.sources[].kind", SOURCES)]
+
+
+@pytest.mark.parametrize("override,key,registry", _registries(), ids=lambda x: x if isinstance(x, str) else "names")
+def test_unknown_registry_name_fails_at_compose_naming_key_and_known_names(override, key, registry):
+    with pytest.raises(ConfigError) as e:
+        to_object(compose("expand_vocab", [override]))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{key}='bogus': ")
+    assert msg.endswith(f"known: {', '.join(registry)}"), msg
+
+
+def test_composing_imports_no_heavy_library():
+    """The schemas validate against the registries themselves, so the registry modules stay light."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tests.conftest import compose; from research.config import to_object; "
+            "to_object(compose('pipeline', ['experiment=demo'])); "
+            "print(sorted(m for m in ('torch', 'transformers', 'sentencepiece', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_pad_to_multiple_rounds_up():
