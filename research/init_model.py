@@ -15,6 +15,7 @@ from research.errors import GraftError
 from research.init.resize import resize_and_init
 from research.init.splits import base_splits
 from research.model.build import base_model
+from research.model.weights import check_readable
 from research.runinfo import write_run_files
 from research.tokenizer.spm_model import load_model
 
@@ -28,6 +29,7 @@ def main(cfg, raw):
     for name in TOKENIZER_FILES:
         if not (tok_dir / name).is_file():
             raise GraftError(f"paths.tokenizer={str(tok_dir)!r}: missing {name} (run research.expand_vocab first)")
+    check_readable(tok_dir, "paths.tokenizer", TOKENIZER_FILES)  # copied at the end: fail now, not after the work
     model = base_model(cfg.model)
     old_size = model.get_input_embeddings().weight.shape[0]
     if old_size > len(expanded.pieces):

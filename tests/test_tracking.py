@@ -3,6 +3,7 @@ the logged steps and the summary). Nothing here reaches the network: the only re
 W&B folder under tmp_path."""
 
 import json
+import os
 import struct
 import sys
 from dataclasses import dataclass
@@ -96,9 +97,14 @@ def test_offline_run_records_config_steps_and_summary_under_run_root(tmp_path, m
     cfg = Cfg(LoggerConfig(wandb_mode="offline", project="graft-tests", group="sweep-7", tags=["unit", "zh"]),
               str(root))
 
+    monkeypatch.delenv("WANDB_ERROR_REPORTING", raising=False)
+    env_before = {k: os.environ.get(k) for k in tracking.OFFLINE_ENV}
     run = tracking.init_run(cfg, raw_config(), job_type="train")
     assert run is not None and tracking._run is run
     assert run.offline and run.settings.mode == "offline"
+    # No network attempt (tests/test_offline.py traces it): no telemetry, system metrics, git or code capture.
+    assert os.environ["WANDB_ERROR_REPORTING"] == "false"
+    assert run.settings.x_disable_stats and run.settings.x_disable_meta and run.settings.disable_git
     assert (run.project, run.group, run.job_type, tuple(run.tags)) == ("graft-tests", "sweep-7", "train",
                                                                        ("unit", "zh"))
     expected_config = {"run_root": "runs/demo", "out_dir": "runs/demo/train", "seed": 3,
@@ -112,6 +118,7 @@ def test_offline_run_records_config_steps_and_summary_under_run_root(tmp_path, m
     assert run.summary["final_loss"] == 1.25
     tracking.finish()
     assert tracking._run is None
+    assert {k: os.environ.get(k) for k in env_before} == env_before  # the offline environment lasts as long as the run
     tracking.finish()  # a second finish is a no-op
 
     (store,) = (root / "wandb").glob("offline-run-*/run-*.wandb")

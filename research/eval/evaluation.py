@@ -11,6 +11,7 @@ from research.eval.accuracy import accuracy
 from research.eval.datasets import Benchmark, load_benchmark
 from research.eval.prompts import ANSWER_SEP, build_prompt, lang
 from research.eval.tables import bar_chart, table
+from research.model.weights import check_readable, check_weights
 from research.rejects import Rejects
 from research.runinfo import write_json, write_run_files
 
@@ -20,27 +21,60 @@ log = logging.getLogger("graft.eval")
 
 
 def check_folder(path: str, key: str) -> None:
+    """An HF folder whose files all read; for the model, its safetensors headers match the files' sizes."""
     p = Path(path).expanduser()
     if not p.is_dir():
         raise GraftError(f"{key}={path!r}: not found (expected an HF model folder)")
     if key == "eval.model_path" and not (p / "config.json").is_file():
         raise GraftError(f"{key}={path!r}: no config.json in it (not an HF model folder)")
+    check_readable(p, key)
+    if key == "eval.model_path":
+        check_weights(p, key)
+
+
+def check_tokenizer_fits(tokenizer, rows: int, ecfg) -> None:
+    """Every id the tokenizer can produce, and the special ids scoring uses (BOS starts held-out windows, EOS
+    stops generation, pad/unk/EOS fill padding), must index a row of the model's embedding."""
+    tok_key = "eval.tokenizer_path" if ecfg.tokenizer_path else "eval.model_path"
+    tok = f"the tokenizer at {tok_key}={ecfg.tokenizer_path or ecfg.model_path!r}"
+    model = f"the model at eval.model_path={ecfg.model_path!r}"
+    if len(tokenizer) > rows:
+        raise GraftError(f"{tok} has {len(tokenizer)} tokens but {model} has {rows} embedding rows "
+                         "(vocab_size): use the tokenizer the model was resized to")
+    for name in ("bos", "eos", "pad", "unk"):
+        tid = getattr(tokenizer, f"{name}_token_id", None)
+        if tid is not None and not 0 <= tid < rows:
+            raise GraftError(f"{tok} has {name}_token_id={tid} but {model} has {rows} embedding rows (vocab_size)")
 
 
 def load_model(ecfg, device):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tok_path = ecfg.tokenizer_path or ecfg.model_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_path, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(ecfg.model_path, trust_remote_code=False)
+        vocab_size = getattr(getattr(config, "get_text_config", lambda: config)(), "vocab_size", None)
+        if vocab_size:  # before the weights load: a mismatch fails in seconds, whatever the model's size
+            check_tokenizer_fits(tokenizer, int(vocab_size), ecfg)
         model = AutoModelForCausalLM.from_pretrained(ecfg.model_path, torch_dtype=getattr(torch, ecfg.dtype),
                                                      trust_remote_code=False)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise GraftError(f"eval.model_path={ecfg.model_path!r}: cannot load ({first})") from None
+    check_tokenizer_fits(tokenizer, model.get_input_embeddings().weight.shape[0], ecfg)
     model.to(device).eval()
     return model, tokenizer
+
+
+def load_dataset(spec, rejects: Rejects, ecfg) -> Benchmark:
+    try:
+        return load_benchmark(spec, rejects, dev_shots_from_test=ecfg.dev_shots_from_test,
+                              limit_per_subject=ecfg.limit_per_subject, seed=ecfg.seed)
+    except OSError as e:  # an unreadable file or folder among the dataset's files
+        raise GraftError(f"eval.datasets[{spec.name}]: cannot read {str(e.filename or spec.path)!r} "
+                         f"({e.strerror or type(e).__name__})") from None
 
 
 def answer_room(q, tokenizer, methods, max_new_tokens: int) -> int:
@@ -104,10 +138,7 @@ def run(cfg, raw) -> dict | None:
     for language, path in ecfg.heldout_texts.items():
         heldout.read_text(path, 1, language)
     rejects = Rejects("dataset")
-    benches: list[Benchmark] = [
-        load_benchmark(spec, rejects, dev_shots_from_test=ecfg.dev_shots_from_test,
-                       limit_per_subject=ecfg.limit_per_subject, seed=ecfg.seed) for spec in ecfg.datasets
-    ]
+    benches: list[Benchmark] = [load_dataset(spec, rejects, ecfg) for spec in ecfg.datasets]
     names = [b.name for b in benches]
     if len(set(names)) != len(names):
         raise GraftError(f"eval.datasets lists a dataset twice: {names}")

@@ -19,6 +19,8 @@ def read_text(path: str, max_chars: int, lang: str) -> str:
             text = f.read(max_chars)
     except UnicodeDecodeError as e:
         raise GraftError(f"eval.heldout_texts.{lang}={path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise GraftError(f"eval.heldout_texts.{lang}={path!r}: cannot read ({e.strerror or type(e).__name__})") from None
     if not text.strip():
         raise GraftError(f"eval.heldout_texts.{lang}={path!r}: empty")
     return text

@@ -6,6 +6,7 @@ import torch
 
 from research.config.model import ModelConfig
 from research.errors import GraftError
+from research.model.weights import check_weights
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -26,7 +27,7 @@ def build_model(cfg: ModelConfig):
 
 
 def load_model(path: str, dtype: str = "float32"):
-    """An HF causal LM folder (safetensors); never unpickles."""
+    """An HF causal LM folder (safetensors, checked before loading: research/model/weights.py); never unpickles."""
     from transformers import AutoModelForCausalLM
 
     p = Path(path)
@@ -34,6 +35,7 @@ def load_model(path: str, dtype: str = "float32"):
         raise GraftError(f"model.path={path!r}: not an HF model folder (no config.json)")
     if not any(p.glob("*.safetensors")):
         raise GraftError(f"model.path={path!r}: no .safetensors weights (pickled checkpoints are not loaded)")
+    check_weights(p, "model.path")
     return AutoModelForCausalLM.from_pretrained(str(p), torch_dtype=DTYPES[dtype], use_safetensors=True)
 
 

@@ -1,6 +1,7 @@
 """A real (tiny, random) LlamaForCausalLM with the mistral-common LLaMA-format tokenizer, saved as an HF folder."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,27 @@ def loaded(model_dir):
     tok = transformers.AutoTokenizer.from_pretrained(model_dir)
     model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
     return model, tok
+
+
+WRITE_ONLY = Path("/proc/sys/vm/drop_caches")
+"""A Linux kernel file of mode 0200: even root cannot open it for reading."""
+
+
+def make_unreadable(path: Path) -> Path:
+    """Turn `path` into a file that exists but cannot be read (PermissionError on open): chmod 000, or as root,
+    who reads any file, a symlink to a write-only kernel file. Skips the test where neither is possible."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    if os.geteuid() != 0:
+        path.write_text("unreadable\n", encoding="utf-8")
+        path.chmod(0)
+    elif WRITE_ONLY.exists():
+        path.symlink_to(WRITE_ONLY)
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except PermissionError:
+        return path
+    except OSError:
+        pass
+    pytest.skip("cannot make an unreadable file here")

@@ -15,7 +15,8 @@ from research.errors import GraftError
 from research.eval.datasets import load_benchmark
 from research.eval.evaluation import run
 from research.rejects import Rejects
-from tests.eval.conftest import FIXTURES
+from tests.conftest import assert_one_line_error
+from tests.eval.conftest import FIXTURES, make_unreadable
 
 ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = "The river flows to the sea and the sea is wide. " * 200  # several windows: sharded across ranks
@@ -123,3 +124,106 @@ def test_every_eval_config_composes(name):
     if name in ("cmmlu", "ceval"):  # no packaged copy: the run stops before loading a model
         with pytest.raises(GraftError, match=rf"eval.datasets\[{name}\].path is required"):
             load_benchmark(obj.eval.datasets[0], Rejects("dataset"))
+
+
+# ---- inputs that cannot work: one line, exit 2, nothing written, before any forward -----------------------------
+
+def linked_copy(src: Path, dst: Path, *replace: str) -> Path:
+    """dst/ with a symlink to each file of src/, except `replace` (left for the test to write)."""
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.name not in replace:
+            (dst / f.name).symlink_to(f)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def big_tokenizer(model_dir, tmp_path_factory):
+    """The model's tokenizer plus 500 added tokens: 32,500 ids for a model of 32,000 embedding rows."""
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("big_tok")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.add_tokens([f"<extra_{i}>" for i in range(500)])
+    assert len(tok) == 32500
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("where", ["tokenizer_path", "model_folder"])
+def test_tokenizer_larger_than_the_model_is_one_line(tmp_path, model_dir, big_tokenizer, where):
+    text = tmp_path / "en.txt"
+    text.write_text(HELDOUT, encoding="utf-8")
+    if where == "tokenizer_path":  # first-token scoring: this used to exit 0 with results
+        model, args = model_dir, ("eval.methods=[first_token]", f"eval.tokenizer_path={big_tokenizer}")
+        tok_part = f"the tokenizer at eval.tokenizer_path={str(big_tokenizer)!r} has 32500 tokens"
+    else:  # held-out text only: this used to fail with an IndexError after the first windows
+        model = linked_copy(model_dir, tmp_path / "model", *(f.name for f in big_tokenizer.iterdir()))
+        for f in big_tokenizer.iterdir():
+            (model / f.name).symlink_to(f)
+        args = ("eval.methods=[]", f"+eval.heldout_texts.en={text}")
+        tok_part = f"the tokenizer at eval.model_path={str(model)!r} has 32500 tokens"
+    r = cli(f"run_root={tmp_path}", "logger=none", "eval=mmlu_quick", f"eval.model_path={model}", *args)
+    assert_one_line_error(r, tok_part, f"but the model at eval.model_path={str(model)!r} has 32000 embedding rows")
+    assert not (tmp_path / "eval").exists()
+
+
+def test_special_ids_must_index_the_embedding():
+    from types import SimpleNamespace
+
+    from research.eval.evaluation import check_tokenizer_fits
+
+    class Tok:  # fits by length, but its EOS id lies past the embedding
+        bos_token_id, eos_token_id, pad_token_id, unk_token_id = 1, 12, None, 0
+
+        def __len__(self):
+            return 10
+
+    ecfg = SimpleNamespace(model_path="m", tokenizer_path="t")
+    check_tokenizer_fits(Tok(), 13, ecfg)
+    with pytest.raises(GraftError, match=r"^the tokenizer at eval.tokenizer_path='t' has eos_token_id=12 but the "
+                                         r"model at eval.model_path='m' has 10 embedding rows"):
+        check_tokenizer_fits(Tok(), 10, ecfg)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate", "model.safetensors: truncated (its header lists"),
+    ("garbage", "model.safetensors: not a safetensors file"),
+    ("folder", "model.safetensors: cannot read (Is a directory)"),
+])
+def test_damaged_weights_are_one_line(tmp_path, model_dir, damage, message):
+    model = linked_copy(model_dir, tmp_path / "model", "model.safetensors")
+    data = (model_dir / "model.safetensors").read_bytes()
+    if damage == "truncate":
+        (model / "model.safetensors").write_bytes(data[: len(data) * 2 // 3])
+    elif damage == "garbage":
+        (model / "model.safetensors").write_bytes(os.urandom(len(data) // 100))
+    else:
+        (model / "model.safetensors").mkdir()
+    r = cli(f"run_root={tmp_path}", "logger=none", "eval=mmlu_quick", f"eval.model_path={model}")
+    assert_one_line_error(r, f"eval.model_path={str(model)!r}: {message}")
+    assert "SafetensorError" not in r.stderr and not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("what", ["heldout", "dataset", "model_file", "tokenizer_file"])
+def test_unreadable_input_is_one_line_naming_the_file(tmp_path, model_dir, what):
+    model, args = model_dir, []
+    if what == "heldout":
+        bad = make_unreadable(tmp_path / "en.txt")
+        args = [f"+eval.heldout_texts.en={bad}"]
+        expected = f"eval.heldout_texts.en={str(bad)!r}: cannot read (Permission denied)"
+    elif what == "dataset":
+        bad = make_unreadable(tmp_path / "questions.jsonl")
+        args = [f"eval.datasets=[{{name: generic, path: {bad}}}]"]
+        expected = f"eval.datasets[generic]: cannot read {str(bad)!r} (Permission denied)"
+    elif what == "model_file":
+        model = linked_copy(model_dir, tmp_path / "model", "tokenizer_config.json")
+        make_unreadable(model / "tokenizer_config.json")
+        expected = f"eval.model_path={str(model)!r}: tokenizer_config.json: cannot read (Permission denied)"
+    else:  # a folder where a file should be: unreadable for root too
+        model = linked_copy(model_dir, tmp_path / "model", "tokenizer.json")
+        (model / "tokenizer.json").mkdir()
+        expected = f"eval.model_path={str(model)!r}: tokenizer.json: not a regular file"
+    r = cli(f"run_root={tmp_path}", "logger=none", "eval=mmlu_quick", f"eval.model_path={model}", *args)
+    assert_one_line_error(r, expected)
+    assert not (tmp_path / "eval").exists()
