@@ -27,11 +27,13 @@ class TrainConfig:
     doc_mask: bool = True
     """Packed sequences: reset position ids at each document and mask attention across documents."""
     checkpoint_every: int = 100
-    """Save a checkpoint every this many optimizer steps (and at the end); 0 = only at the end."""
+    """Save a checkpoint every this many optimizer steps (and at the end, and where SIGINT or SIGTERM stops the run);
+    0 = only then."""
     keep_last: int = 3
     """Keep this many most recent checkpoints."""
     resume: bool = True
-    """Resume from the latest complete checkpoint under out_dir/checkpoints when there is one."""
+    """Resume from the latest complete checkpoint under out_dir/checkpoints when there is one (it must be this run's:
+    only the keys of research.train.checkpoint.RESUMABLE may differ); false = start over."""
     max_steps: int = 0
     """Stop after this many optimizer steps in total (0 = run the whole schedule); for quick runs."""
     log_every: int = 1

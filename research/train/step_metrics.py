@@ -8,11 +8,17 @@ gradient checkpointing is not counted, so MFU stays comparable across that switc
 """
 
 import json
+import logging
+import os
 import resource
 import sys
 from pathlib import Path
 
 import torch
+
+from research.errors import GraftError
+
+log = logging.getLogger("graft")
 
 # Dense bf16 peak FLOP/s per GPU (vendor data sheets, without sparsity).
 PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "A800": 312e12, "H800": 989e12, "L40S": 362e12,
@@ -43,6 +49,29 @@ def peak_memory_gb() -> float:
     return rss / 2**30 if sys.platform == "darwin" else rss / 2**20
 
 
+def read_metrics(path: Path) -> tuple[list, bool]:
+    """(line, record) of each record in a metrics.jsonl (none if there is no file), and whether its last line was
+    torn (a write cut short by a kill: not a JSON object) and left out. Any other line that is not a JSON object
+    is a GraftError naming it: only a last line can be torn."""
+    if not path.exists():
+        return [], False
+    numbered = [(i, line) for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+                if line.strip()]
+    rows = []
+    for k, (i, line) in enumerate(numbered):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            if k == len(numbered) - 1:
+                return rows, True
+            raise GraftError(f"{path}: line {i} is not a JSON record (corrupt before its last line; move the file "
+                             "away to resume without it)")
+        rows.append((line, record))
+    return rows, False
+
+
 class MetricsLog:
     """Rank 0 appends one JSON object per logged step to metrics.jsonl and sends it to W&B."""
 
@@ -52,9 +81,13 @@ class MetricsLog:
             return
         # After a resume, drop the records of steps that will be run again, so the file tells one history.
         if path.exists():
-            keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+            rows, torn = read_metrics(path)
+            if torn:
+                log.warning("%s: dropped its torn last line (a write cut short)", path)
+            keep = [line for line, record in rows if record.get("step", 0) <= resume_step]
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+            os.replace(tmp, path)  # a kill while rewriting leaves the old file, never half of it
         if cfg is not None:
             from research import tracking
 
@@ -70,9 +103,11 @@ class MetricsLog:
 
             tracking.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=record["step"])
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: dict | None) -> None:
+        """End the W&B run, with the run's summary (None: an interrupted run has none)."""
         if self.run is not None:
             from research import tracking
 
-            tracking.summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+            if summary is not None:
+                tracking.summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
             tracking.finish()

@@ -1,9 +1,11 @@
 """Staged continual pre-training on a Colossal-AI Booster, in four phases (the shape of torchtitan's trainer):
 
-check  -> Plan:     everything the user can get wrong (missing data, vocabulary mismatch, plugin options, an
-                    incompatible checkpoint), before the process group starts or any weight is loaded;
+check  -> Plan:     everything the user can get wrong (missing data, vocabulary mismatch, corrupt weights, plugin
+                    options, a checkpoint of an incompatible or another configuration, a corrupt metrics.jsonl),
+                    before the process group starts or any weight is loaded;
 build  -> Built:    process group, model, optimizer and Booster; then the Progress to start from (a checkpoint's);
-train:              the stages' loop of `train_step`s, logging and checkpointing as it goes;
+train:              the stages' loop of `train_step`s, logging and checkpointing as it goes; SIGINT or SIGTERM
+                    stops it at the next step boundary with a checkpoint (research/train/interrupts.py);
 finish -> summary:  the final model, summary.json.
 """
 
@@ -13,6 +15,7 @@ import math
 import os
 import shutil
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
@@ -33,6 +36,7 @@ from research.errors import GraftError
 from research.runinfo import write_run_files
 from research.train import checkpoint as ckpt
 from research.train import loader as D
+from research.train.interrupts import Interrupted, StopSignals, exit_status
 from research.train.plugins import (
     build_plugin,
     check_attention,
@@ -43,7 +47,7 @@ from research.train.plugins import (
     vocab_multiple,
 )
 from research.train.stage_plan import Schedule, Stage, stage_steps
-from research.train.step_metrics import MetricsLog, flops_per_token, peak_flops, peak_memory_gb
+from research.train.step_metrics import MetricsLog, flops_per_token, peak_flops, peak_memory_gb, read_metrics
 from research.train.token_loss import PipelineLoss, accumulate, defer_lm_head, enable_fused_ce, forward_loss
 
 if TYPE_CHECKING:
@@ -73,6 +77,8 @@ class Plan:
     schedule: Schedule
     end_step: int
     fingerprint: dict
+    run_record: dict
+    """What defines the run (checkpoint.run_record): a resume under another one is refused."""
     resume_from: Path | None
 
     @property
@@ -155,12 +161,19 @@ class Feed:
 
 
 def run(cfg: GraftConfig, raw: DictConfig) -> dict:
-    """Train by the config; returns the summary (also written to out_dir/summary.json)."""
+    """Train by the config; returns the summary (also written to out_dir/summary.json).
+
+    SIGINT or SIGTERM during the training loop: every rank stops at the next step boundary, the checkpoint of
+    that step is saved, and the run exits with one line and status 128 + the signal (130, 143). Before and after
+    the loop (loading, the final save) a signal acts as usual (the latest complete checkpoint stays)."""
     plan = check(cfg, raw)
     built = build(plan)
     progress = resume(plan, built)
     monitor = start_monitor(plan, built, progress)
-    train(plan, built, progress, monitor)
+    try:
+        train(plan, built, progress, monitor)
+    except Interrupted as stop:
+        raise SystemExit(stop_run(plan, monitor, stop)) from None
     return finish(plan, built, progress, monitor)
 
 
@@ -188,9 +201,10 @@ def check(cfg: GraftConfig, raw: DictConfig) -> Plan:
         "world_size": world, "global_batch": global_batch, "max_length": manifest.max_length,
         "stages": [[s.config.name, s.steps] for s in stages],
     }
-    resume_from = _resume_or_clear(cfg, rank, fingerprint)
+    record = ckpt.run_record(raw, manifest.raw)
+    resume_from = _resume_or_clear(cfg, rank, fingerprint, record)
     return Plan(cfg, raw, rank, world, p, folder, mc, manifest, streams, stages, schedule, end_step, fingerprint,
-                resume_from)
+                record, resume_from)
 
 
 def _checked_plugin(cfg: GraftConfig, world: int, mc) -> PluginConfig:
@@ -235,13 +249,17 @@ def _stages(stage_cfgs: list, buckets: list, manifest: contracts.Manifest, seed:
     return streams, stages
 
 
-def _resume_or_clear(cfg: GraftConfig, rank: int, fingerprint: dict) -> Path | None:
-    """The checkpoint to resume from, checked to fit this run; without one, an earlier run's files go (or fail)."""
+def _resume_or_clear(cfg: GraftConfig, rank: int, fingerprint: dict, record: dict) -> Path | None:
+    """The checkpoint to resume from, checked to be this run's; without one, an earlier run's files go (or fail)."""
     t, out = cfg.train, Path(cfg.out_dir)
     root = out / "checkpoints"
     resume_from = ckpt.latest(root) if (t.resume and not t.benchmark) else None
     if resume_from is not None:
-        ckpt.check_compatible(resume_from, ckpt.read_state(resume_from).get("fingerprint", {}), fingerprint)
+        state = ckpt.read_state(resume_from)
+        ckpt.check_same_run(resume_from, state.get("run"), record)
+        ckpt.check_compatible(resume_from, state.get("fingerprint", {}), fingerprint)
+        if rank == 0:
+            read_metrics(out / "metrics.jsonl")  # a corrupt line (not a torn last one) fails here, not after the group
     elif rank == 0 and not t.benchmark and (root.exists() or (out / "metrics.jsonl").exists()):
         if not cfg.overwrite:
             raise GraftError(f"out_dir={str(out)!r} holds an earlier run and overwrite=false (or resume it)")
@@ -265,7 +283,12 @@ def _model_config(cfg: GraftConfig):
 
     folder = Path(cfg.paths.model)
     if (folder / "config.json").is_file():
-        return folder, LlamaConfig.from_pretrained(str(folder))
+        _check_model_files(folder)
+        try:
+            return folder, LlamaConfig.from_pretrained(str(folder))
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise GraftError(f"paths.model={str(folder)!r}: config.json: not a readable model config ({first})") from None
     if not cfg.train.benchmark:
         raise GraftError(f"paths.model={str(folder)!r}: no HF model folder there (config.json missing; "
                          "run python -m research.init_model)")
@@ -275,6 +298,15 @@ def _model_config(cfg: GraftConfig):
                              num_key_value_heads=m.num_key_value_heads, rms_norm_eps=m.rms_norm_eps,
                              max_position_embeddings=m.max_position_embeddings, rope_theta=m.rope_theta,
                              tie_word_embeddings=m.tie_word_embeddings)
+
+
+def _check_model_files(folder: Path) -> None:
+    """The model folder's files readable and its safetensors weights whole (headers against sizes), so that a
+    truncated or corrupt file is one line naming it, not a traceback once the process group runs."""
+    from research.model.weights import check_readable, check_weights
+
+    check_readable(folder, "paths.model")
+    check_weights(folder, "paths.model")
 
 
 def _check_vocab(manifest: contracts.Manifest, buckets: list, folder, mc) -> None:
@@ -388,22 +420,50 @@ def train(plan: Plan, built: Built, progress: Progress, monitor: Monitor) -> Non
     bar = tqdm(total=plan.end_step, initial=progress.step, disable=plan.rank != 0, desc="train", unit="step",
                dynamic_ncols=True)
     feed = None
-    while progress.step < plan.end_step:
-        stage, _ = plan.schedule.lookup(progress.step)
-        if feed is None or stage is not feed.stage:
-            if feed is not None:  # a new stage starts at its stream's beginning; a resumed one where it stopped
-                progress.position = 0
-            feed = enter_stage(plan, built, progress, stage)
-        record = train_step(plan, built, progress, monitor, feed)
-        if progress.step % t.log_every == 0 or progress.step == plan.end_step:
-            monitor.metrics.log(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", stage=stage.config.name)
-        ckpt.fault("kill_after_step", progress.step)
-        every = t.checkpoint_every and progress.step % t.checkpoint_every == 0
-        if not t.benchmark and (every or progress.step == plan.end_step):
-            save_checkpoint(plan, built, progress, monitor, stage, record)
+    with StopSignals() as stop:
+        while progress.step < plan.end_step:
+            stage, _ = plan.schedule.lookup(progress.step)
+            if feed is None or stage is not feed.stage:
+                if feed is not None:  # a new stage starts at its stream's beginning; a resumed one where it stopped
+                    progress.position = 0
+                feed = enter_stage(plan, built, progress, stage)
+            record = train_step(plan, built, progress, monitor, feed)
+            if progress.step % t.log_every == 0 or progress.step == plan.end_step:
+                monitor.metrics.log(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", stage=stage.config.name)
+            ckpt.fault("kill_after_step", progress.step)
+            every = t.checkpoint_every and progress.step % t.checkpoint_every == 0
+            if not t.benchmark and (every or progress.step == plan.end_step):
+                save_checkpoint(plan, built, progress, monitor, stage, record)
+            stop.fault_wait(progress.step)
+            signum = stop.agreed()  # once per step, every rank: all stop at the same step
+            if signum:
+                bar.close()
+                raise Interrupted(signum, progress.step, _checkpoint_to_stop(plan, built, progress, monitor, stage,
+                                                                             record))
     bar.close()
+
+
+def _checkpoint_to_stop(plan: Plan, built: Built, progress: Progress, monitor: Monitor, stage: Stage,
+                        record: dict) -> Path | None:
+    """The checkpoint of the step the run stops at, saved unless it already is (none in benchmark mode)."""
+    if plan.t.benchmark:
+        return None
+    if progress.last_saved != progress.step:
+        save_checkpoint(plan, built, progress, monitor, stage, record)
+    return ckpt.step_dir(plan.out / "checkpoints", progress.step)
+
+
+def stop_run(plan: Plan, monitor: Monitor, stop: Interrupted) -> int:
+    """End an interrupted run (every rank): the W&B run, the process group, one line from rank 0; returns the
+    exit status (130 for SIGINT, 143 for SIGTERM). No final model, no summary.json: the run is not over."""
+    monitor.metrics.finish(None)
+    dist.barrier()
+    dist.destroy_process_group()
+    if plan.rank == 0:
+        print(stop.message(), file=sys.stderr, flush=True)
+    return exit_status(stop.signum)
 
 
 def apply_freeze(model: torch.nn.Module, policy: str) -> int:
@@ -520,7 +580,8 @@ def save_checkpoint(plan: Plan, built: Built, progress: Progress, monitor: Monit
     next_stage, _ = plan.schedule.lookup(progress.step)
     state = {"step": progress.step, "stage": next_stage.index, "stage_name": next_stage.config.name,
              "sample_position": progress.position if next_stage is stage else 0, "bucket": record["bucket"],
-             "tokens_seen": progress.tokens_seen, "fingerprint": plan.fingerprint, "lr": record["lr"]}
+             "tokens_seen": progress.tokens_seen, "fingerprint": plan.fingerprint, "lr": record["lr"],
+             "run": plan.run_record}
     ckpt.save(built.booster, built.model, built.optimizer, plan.out / "checkpoints", progress.step, state,
               monitor.config_yaml, plan.t.keep_last)
     progress.last_saved = progress.step

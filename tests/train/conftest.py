@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from train_helpers import MAX_LEN, VOCAB, tiny_model
+from train_helpers import DDP_ARGS, MAX_LEN, VOCAB, launch, ok, tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +14,11 @@ def run_root(tmp_path_factory) -> Path:
     write_synthetic_buckets(root / "data", VOCAB, MAX_LEN, num_buckets=4, packs_per_bucket=8,
                             categories=("zh", "en"), seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(run_root, tmp_path_factory) -> Path:
+    """out_dir of a 2-process ddp run of DDP_ARGS, never interrupted: what the resume tests compare with."""
+    out = tmp_path_factory.mktemp("ddp_full") / "train"
+    ok(launch([f"run_root={run_root}", f"out_dir={out}", *DDP_ARGS], nproc=2))
+    return out

@@ -6,19 +6,12 @@ import shutil
 
 import pytest
 import torch
+from train_helpers import DDP_ARGS as COMMON
 from train_helpers import launch
 from train_helpers import metrics as _metrics
 from train_helpers import ok as _ok
 
 pytestmark = pytest.mark.slow
-COMMON = ["schedule=embed_warmup_then_full", "train.checkpoint_every=2", "train.max_steps=8", "train.keep_last=2"]
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(run_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp_full") / "train"
-    _ok(launch([f"run_root={run_root}", f"out_dir={out}", *COMMON], nproc=2))
-    return out
 
 
 def test_ddp_sigkill_and_resume_is_bit_exact(run_root, uninterrupted, tmp_path):

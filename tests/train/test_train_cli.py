@@ -1,5 +1,6 @@
 """Bad input fails before compute: one `error:` line on stderr and exit code 2 (Hydra's own message for a key
-the config schema does not have)."""
+the config schema does not have). A resume checks that the checkpoint is this run's and repairs a metrics.jsonl
+torn by a kill."""
 
 import json
 import shutil
@@ -43,3 +44,43 @@ def test_incompatible_checkpoint(run_root, tmp_path):
     _one_line_error(r, "model.vocab_size was 512, this run has 256")
     shutil.rmtree(tmp_path / "o")
     assert MAX_LEN == 32
+
+
+def test_corrupt_weights(run_root, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(run_root / "model", model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # a copy cut short
+    r = launch([f"run_root={run_root}", f"paths.model={model}", f"out_dir={tmp_path / 'o'}"])
+    _one_line_error(r, "model.safetensors: truncated")
+    assert not (tmp_path / "o").exists()
+
+
+def test_resume_checks_the_config_and_survives_a_torn_metrics_line(run_root, tmp_path):
+    """A resume under another train.lr or other data is refused (one line, every differing key); under moved data,
+    more steps and a metrics.jsonl torn by a kill it goes on, dropping the torn line and the rows past the
+    checkpoint."""
+    from research.train.synthetic import write_synthetic_buckets
+
+    out = tmp_path / "o"
+    args = [f"run_root={run_root}", f"out_dir={out}", "schedule=embed_warmup_then_full", "train.checkpoint_every=1"]
+    r = launch([*args, "train.max_steps=2"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    first = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    r = launch([*args, "train.max_steps=2", "train.lr=1e-3", "train.grad_clip=0.5"])
+    _one_line_error(r, "train.lr 0.0003 -> 0.001, train.grad_clip 1.0 -> 0.5 (")
+    other = write_synthetic_buckets(tmp_path / "other", 256, MAX_LEN, num_buckets=4, packs_per_bucket=8, seed=1)
+    r = launch([*args, "train.max_steps=2", f"paths.data={other}"])
+    _one_line_error(r, "paths.data manifest ")
+    assert [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] == first
+
+    moved = shutil.copytree(run_root / "data", tmp_path / "moved")
+    shutil.rmtree(out / "checkpoints" / "step_00000002")  # the latest is step 1: row 2 will be run again
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 3, "loss": 5.')  # a kill in the middle of a write
+    r = launch([*args, "train.max_steps=3", f"paths.data={moved}"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "dropped its torn last line" in r.stdout + r.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    assert (rows[0], rows[1]["loss"], rows[1]["grad_norm"]) == (first[0], first[1]["loss"], first[1]["grad_norm"])

@@ -28,16 +28,31 @@ def tiny_model(path: Path, vocab: int = VOCAB, seed: int = 0, layers: int = 2) -
     return path
 
 
-def launch(overrides: list, nproc: int = 1, env: dict | None = None, timeout: int = 240):
-    """Run `python -m research.train` (under torchrun when nproc > 1); return the CompletedProcess."""
+DDP_ARGS = ["schedule=embed_warmup_then_full", "train.checkpoint_every=2", "train.max_steps=8", "train.keep_last=2"]
+"""The 8-step, 2-stage run of the `uninterrupted` fixture (conftest.py), which resume tests compare with."""
+
+
+def _command(overrides: list, nproc: int, env: dict | None) -> tuple:
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
                "--master_port", str(free_port()), "-m", "research.train"]
     else:
         cmd = [sys.executable, "-m", "research.train"]
     full_env = {**{k: v for k, v in os.environ.items() if k != "GRAFT_FAULT"}, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **(env or {})}
-    return subprocess.run(cmd + ["logger=none", *overrides], cwd=ROOT, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return cmd + ["logger=none", *overrides], full_env
+
+
+def launch(overrides: list, nproc: int = 1, env: dict | None = None, timeout: int = 240):
+    """Run `python -m research.train` (under torchrun when nproc > 1); return the CompletedProcess."""
+    cmd, full_env = _command(overrides, nproc, env)
+    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def start(overrides: list, nproc: int = 1, env: dict | None = None) -> subprocess.Popen:
+    """Start what `launch` runs, in a process group of its own (signal it with os.killpg(proc.pid, ...))."""
+    cmd, full_env = _command(overrides, nproc, env)
+    return subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
 
 
 def metrics(out: Path) -> list:
