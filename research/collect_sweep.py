@@ -4,6 +4,8 @@ Reads each job's `.hydra/overrides.yaml` (what the job swept) and `summary.json`
 `sweep.csv` (every figure), `sweep.md` (one row per job: swept values, key metrics, status) and `sweep.png` (key
 metrics against the swept value) into the multirun folder. A job without summary.json is listed as failed, a
 combination the sweep defines without a job folder as missing. `<parent>/latest` means the newest sweep there.
+One run's folder (a pipeline's run root or one job: its own stages.json, summary.json or .hydra/) is an error
+(exit status 2) and nothing is written into it.
 """
 
 import argparse

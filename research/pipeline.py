@@ -10,18 +10,21 @@ from hydra.core.hydra_config import HydraConfig
 from research.cli import app, log
 from research.orchestrate.run_report import key_figures, write_report
 from research.orchestrate.run_stages import run_pipeline
+from research.orchestrate.supervision import stop_signals_raise
 from research.runinfo import write_run_files
 
 
 @app("pipeline")
 def main(cfg, raw):
     overrides = list(HydraConfig.get().overrides.task)
-    stages = run_pipeline(cfg, raw, overrides)
-    dirs = {name: r["dir"] for name, r in stages.items()}
-    figures = key_figures(stages, dirs, overrides)
-    write_run_files(cfg.run_root, raw, figures)
-    if cfg.pipeline.report:
-        log.info("report: %s", write_report(cfg.run_root, figures, dirs))
+    # SIGTERM, like SIGINT, stops the running stage's process group, then exits with one line.
+    with stop_signals_raise():
+        stages = run_pipeline(cfg, raw, overrides)
+        dirs = {name: r["dir"] for name, r in stages.items()}
+        figures = key_figures(stages, dirs, overrides)
+        write_run_files(cfg.run_root, raw, figures)
+        if cfg.pipeline.report:
+            log.info("report: %s", write_report(cfg.run_root, figures, dirs))
     return figures
 
 

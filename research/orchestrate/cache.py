@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from research.atomic import remove_stale
 from research.orchestrate.stage_specs import Stage
 
 log = logging.getLogger("graft.pipeline")
@@ -17,12 +18,18 @@ def is_complete(folder: Path, stage: Stage) -> bool:
     return all((folder / m).is_file() for m in stage.done_marker)
 
 
+def build_lock_file(folder: Path) -> Path:
+    """`.<key>.build.lock`: not `.<key>.lock`, the lock the stage's own app holds on the folder while it writes it
+    (research/locks.py), which it takes while the pipeline holds this one."""
+    return folder.parent / f".{folder.name}.build.lock"
+
+
 @contextmanager
 def locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on one cache entry, so two runs (a sweep) never build the same stage at once:
     the second waits, then finds the folder complete and reuses it."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as f:
+    with open(build_lock_file(folder), "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -50,6 +57,7 @@ def link(run_root: Path, name: str, target: Path) -> None:
         log.warning("%s is a folder, not a link into the cache: left as it is", entry)
         return
     run_root.mkdir(parents=True, exist_ok=True)
+    remove_stale(entry, kinds=("link",))  # left by pipelines killed right here
     tmp = run_root / f".{name}.link-{os.getpid()}"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(os.path.relpath(target, run_root))

@@ -1,12 +1,18 @@
-"""Run one stage as a subprocess (`python -m research.<app>`, or under torch.distributed.run), output to a log file."""
+"""Run one stage as a subprocess (`python -m research.<app>`, or under torch.distributed.run), output to a log file.
+
+The stage never outlives the pipeline: it runs in its own process group with SIGTERM as its parent-death signal
+(`research.orchestrate.supervision`), and a SIGINT or SIGTERM of the pipeline stops its whole group first.
+"""
 
 import os
 import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from research.errors import GraftError
+from research.orchestrate import supervision
 
 
 def command(app: str, overrides: list[str], nproc: int = 1) -> list[str]:
@@ -58,7 +64,16 @@ def run(name: str, cmd: list[str], log: Path, cwd: str | None = None) -> float:
     with log.open("w", encoding="utf-8") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=stage_env(), cwd=cwd)
+        proc = supervision.start(cmd, stdout=f, stderr=subprocess.STDOUT, env=stage_env(), cwd=cwd)
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt as e:  # SIGINT, or SIGTERM under supervision.stop_signals_raise
+            supervision.stop(proc)
+            signum = getattr(e, "signum", signal.SIGINT)
+            raise supervision.Interrupted(signum, f"stopped stage {name} (log: {log})") from None
+        except BaseException:
+            supervision.stop(proc)
+            raise
     if rc != 0:
         raise GraftError(f"stage {name} failed (exit status {rc}): {last_error(log)} (log: {log})")
     return _children_cpu() - cpu0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from research import locks
 from research.config.pipeline import STAGE_ORDER
 from research.config.root import GraftConfig
 from research.errors import GraftError
@@ -74,6 +75,10 @@ def run_pipeline(cfg: GraftConfig, raw: DictConfig, overrides: list[str]) -> dic
             if reused:
                 log.info("%s: reused %s", name, folder)
             else:
+                # A stage that an earlier pipeline started may still be exiting (it got SIGTERM when that pipeline
+                # died): wait for it to let go of its folder rather than fail on the folder's lock.
+                with locks.hold(folder, wait=True):
+                    pass
                 if not pc.reuse or name in pc.rerun:
                     cache.clear(folder)
                 logfile = run_root / "logs" / f"{name}.log"

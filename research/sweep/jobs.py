@@ -75,14 +75,27 @@ class Sweep:
         return [j for j in self.jobs if j.status == OK]
 
 
+def single_run_marker(folder: Path) -> str | None:
+    """What shows that `folder` holds one run, not a sweep of them (a pipeline's run root, one job of a sweep,
+    an app's output folder): its own stages.json, summary.json or .hydra/. None when it may be a sweep folder."""
+    if (folder / "multirun.yaml").is_file():
+        return None
+    return next((m for m in ("stages.json", "summary.json", ".hydra") if (folder / m).exists()), None)
+
+
 def resolve_dir(path: str | Path) -> Path:
     """The sweep folder at `path`; `<parent>/latest` that does not exist means the newest sweep under parent."""
     p = Path(path)
     if p.is_dir():
+        marker = single_run_marker(p)
+        if marker:
+            raise GraftError(f"{p}: one run's folder (it has its own {marker}), not a sweep's: pass the multirun "
+                             "folder above its jobs (multirun.yaml, a folder per job), e.g. multirun/init_strategy/"
+                             "<date>")
         return p
     if p.name == "latest" and p.parent.is_dir():
         runs = [d for d in p.parent.iterdir() if d.is_dir() and not d.name.startswith(".")
-                and ((d / "multirun.yaml").is_file() or _job_dirs(d))]
+                and not single_run_marker(d) and ((d / "multirun.yaml").is_file() or _job_dirs(d))]
         if runs:
             return max(runs, key=lambda d: ((d / "multirun.yaml").stat().st_mtime
                                             if (d / "multirun.yaml").is_file() else d.stat().st_mtime, d.name))
