@@ -52,3 +52,30 @@ def test_sigint_under_torchrun_saves_the_step_and_resumes_bit_exact(run_root, un
     for ra, rb in zip(a, b, strict=True):
         assert (ra["loss"], ra["grad_norm"], ra["lr"], ra["stage"], ra["bucket"], ra["tokens_seen"]) == \
                (rb["loss"], rb["grad_norm"], rb["lr"], rb["stage"], rb["bucket"], rb["tokens_seen"])
+
+
+def test_sigkill_of_every_process_at_once_resumes_from_the_last_checkpoint_bit_exact(run_root, uninterrupted,
+                                                                                     tmp_path):
+    """kill -9 of torchrun and all its ranks together (a node lost): no handler runs, nothing is saved at the
+    kill; the rerun resumes from the last complete checkpoint and ends with the uninterrupted run's losses."""
+    import psutil
+
+    out = tmp_path / "train"
+    args = [f"run_root={run_root}", f"out_dir={out}", *DDP_ARGS]
+    proc = start(args, nproc=2, env={"GRAFT_FAULT": "wait_after_step:3"})
+    _wait_for_step(out, 3, proc)
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    assert len(family) >= 3  # torchrun and its two ranks
+    for p in family:
+        p.kill()
+    proc.communicate(timeout=60)
+    psutil.wait_procs(family, timeout=30)
+    assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_00000002"]
+    assert not (out / "final").exists()
+
+    _ok(launch(args, nproc=2))  # resumes from step 2; step 3's metrics row is written again
+    a, b = _metrics(uninterrupted), _metrics(out)
+    assert [r["step"] for r in b] == list(range(1, 9))
+    for ra, rb in zip(a, b, strict=True):
+        assert (ra["loss"], ra["grad_norm"], ra["lr"], ra["tokens_seen"]) == \
+               (rb["loss"], rb["grad_norm"], rb["lr"], rb["tokens_seen"])
