@@ -56,3 +56,17 @@ def test_failed_run_keeps_previous_output(wordlist_run, small_inputs):
     proc = run_app("expand_vocab", *tokenizer_overrides(small_inputs, wordlist_run), "tokenizer.target_size=31000")
     assert proc.returncode == 2
     assert (wordlist_run / "tokenizer" / "tokenizer.model").read_bytes() == before
+
+
+def test_unreachable_target_fails_in_seconds_leaving_nothing(small_inputs, tmp_path):
+    import time
+
+    from research.demo.package_data import package_file
+
+    t = time.monotonic()
+    proc = run_app("expand_vocab", *tokenizer_overrides(small_inputs, tmp_path), "tokenizer=wordlist",
+                   f"tokenizer.sources.0.paths=[{package_file('jieba_dict')}]", "tokenizer.target_size=5000000")
+    elapsed = time.monotonic() - t
+    assert_one_line_error(proc, "tokenizer.target_size=5000000: unreachable", "can give at most", "dict.txt")
+    assert elapsed < 120, elapsed  # the check, not the 349,046 candidates (over 30 minutes before it existed)
+    assert not (tmp_path / "tokenizer").exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

@@ -121,6 +121,10 @@ class DataConfig:
     """Tokens per pack; longer documents are split into chunks (never cut off)."""
     num_workers: int = 2
     """Tokenization parallelism: SentencePiece threads, or processes on the hf backend (1 = in-process)."""
+    allow_empty: bool = False
+    """A category left with no records after read, clean, dedup and score stops the run before any output is
+    written (false, the default), or is only a warning in the log and the manifest's `warnings` (true). An empty
+    input file is always only a warning."""
 
     @property
     def weights(self) -> dict[str, float]:

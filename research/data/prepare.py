@@ -4,7 +4,9 @@ Everything written except summary.json (which holds timings) depends only on the
 so two runs give byte-identical outputs.
 
 `prepare` runs four steps, sharing a `PrepareRun`: check the inputs (before any work), the record steps with
-their timings, packing and writing the buckets, then rejects.jsonl and manifest.json. `run` is the
+their timings, packing and writing the buckets, then rejects.jsonl and manifest.json. Warnings (an empty input
+file; a category left with no records, when `data.allow_empty=true`) go to the log and the manifest's `warnings`;
+a category left with no records is otherwise an error, raised before anything is written. `run` is the
 prepare_data stage (`python -m research.prepare_data`): `prepare` into out_dir, then config.yaml and summary.json.
 """
 
@@ -24,15 +26,16 @@ from research.data import bins as bk
 from research.data.clean import clean, expected_langs
 from research.data.dedup import dedup
 from research.data.pack import Chunk, Packs, chunk_docs, pack_bucket
-from research.data.read import read_inputs, resolve_inputs
+from research.data.read import display_name, read_inputs, resolve_inputs
 from research.data.score import build_scorer, score_filter
 from research.data.tokenize import Doc, SpecialIds, load_tokenizer, special_ids, tokenize
+from research.errors import GraftError
 from research.rejects import Rejects
 from research.runinfo import versions, write_run_files
 
 log = logging.getLogger("graft.data")
 stage_log = logging.getLogger("graft")
-EXTRA_PACKAGES = ("datasketch", "tokenizers", "tqdm", "scipy")
+EXTRA_PACKAGES = ("datasketch", "tokenizers", "tqdm", "scipy", "zstandard")
 CHUNK_COUNTS = ("chunks", "split_docs", "dropped_masked_chunks", "dropped_masked_tokens")
 """The counts of `chunk_docs` summed over buckets into the manifest's steps.pack."""
 
@@ -54,6 +57,12 @@ class PrepareRun:
     """step -> its stats, in pipeline order (the manifest's `steps`)."""
     records_in: int = 0
     records_kept: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """Problems that did not stop the run, in the order met (the manifest's `warnings`)."""
+
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self.warnings.append(message)
 
     @contextmanager
     def timed(self, step: str):
@@ -85,6 +94,11 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
 def check_inputs(cfg: GraftConfig, out: Path, tokenizer_path: str, progress: bool) -> PrepareRun:
     """Everything that can fail on the user's side, checked before any work starts."""
     files = resolve_inputs(cfg.data.inputs)
+    if not cfg.data.allow_empty:
+        for cat, paths in _files_per_category(files).items():
+            if all(p.stat().st_size == 0 for p in paths):
+                raise GraftError(f"data: every input file of category {cat!r} is empty "
+                                 f"({', '.join(map(str, paths))}); fix its inputs or set data.allow_empty=true")
     tok = load_tokenizer(tokenizer_path)
     special = special_ids(tok, cfg.data.tokenize, tokenizer_path)
     build_scorer(cfg.data.score)
@@ -97,7 +111,7 @@ def run_record_steps(run: PrepareRun) -> list[Doc]:
     """read -> clean -> dedup -> score -> tokenize, each timed; the documents to pack."""
     d, rejects, progress = run.cfg.data, run.rejects, run.progress
     with run.timed("read"):
-        records, run.steps["read"] = read_inputs(d.inputs, d.clean.max_line_bytes, rejects)
+        records, run.steps["read"] = read_inputs(d.inputs, d.clean.max_line_bytes, rejects, warn=run.warn)
     run.records_in = run.steps["read"]["records"] + run.steps["read"]["rejected"]
     with run.timed("clean"):
         records, run.steps["clean"] = clean(records, expected_langs(d.inputs), d.clean, rejects, progress)
@@ -108,10 +122,58 @@ def run_record_steps(run: PrepareRun) -> list[Doc]:
     run.records_kept = len(records)
     # records in = kept + rejected, over the whole pipeline
     assert run.records_in == len(records) + len(rejects.rows), (run.records_in, len(records), len(rejects.rows))
+    check_categories(run, records)
     with run.timed("tokenize"):
         docs, run.steps["tokenize"] = tokenize(records, run.tokenizer_path, run.special, d.tokenize, d.num_workers,
                                                progress, tok=run.tok)
     return docs
+
+
+def _files_per_category(files: list) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for _, inp, path in files:
+        out.setdefault(inp.category, []).append(path)
+    return out
+
+
+def check_categories(run: PrepareRun, records: list) -> None:
+    """A category with no record left after score is an error naming it and its main reject reasons (a warning
+    with data.allow_empty=true); no record left at all is always an error."""
+    kept: dict[str, int] = {}
+    for r in records:
+        kept[r.category] = kept.get(r.category, 0) + 1
+    names: dict[str, set[str]] = {}
+    for _, inp, path in run.files:
+        names.setdefault(inp.category, set()).add(display_name(inp, path))
+    for cat in sorted(names):
+        if kept.get(cat):
+            continue
+        reasons: dict[str, int] = {}
+        for row in run.rejects.rows:
+            if row["file"] in names[cat]:
+                key = f"{row['step']}:{row['reason']}"
+                reasons[key] = reasons.get(key, 0) + 1
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        why = (f"{sum(reasons.values())} rejected, most as {', '.join(f'{k} ({n})' for k, n in top)}" if top
+               else "its input files hold no records")
+        message = f"data: category {cat!r} has no records left after read, clean, dedup and score ({why})"
+        if not run.cfg.data.allow_empty:
+            raise GraftError(f"{message}; fix its inputs or set data.allow_empty=true")
+        run.warn(message)
+    if not records:
+        raise GraftError("data: no records left in any category after read, clean, dedup and score: nothing to "
+                         "pack")
+
+
+def _input_hashes(files: list) -> dict[str, str]:
+    out = {}
+    for _, _, p in files:
+        try:
+            out[str(p)] = sha256_file(p)
+        except OSError as e:
+            raise GraftError(f"{p}: cannot read to hash it ({e.strerror or type(e).__name__}); did it change "
+                             "during the run?") from None
+    return out
 
 
 def pack_and_write(run: PrepareRun, docs: list[Doc]) -> list[dict]:
@@ -193,10 +255,11 @@ def build_manifest(run: PrepareRun, raw: DictConfig, bucket_rows: list[dict]) ->
         "weights": dict(sorted(d.weights.items())),
         "records": {"in": run.records_in, "kept": run.records_kept, "rejected": len(run.rejects.rows)},
         "steps": run.steps,
+        "warnings": run.warnings,
         "config": OmegaConf.to_container(raw, resolve=True),
         "versions": versions(EXTRA_PACKAGES),
         "hashes": {
-            "inputs": {str(p): sha256_file(p) for _, _, p in run.files},
+            "inputs": _input_hashes(run.files),
             "tokenizer": {f.name: sha256_file(f) for f in sorted(Path(run.tokenizer_path).iterdir())
                           if f.is_file()},
             "outputs": {str(f.relative_to(out)): sha256_file(f) for f in sorted(out.rglob("*")) if f.is_file()},
@@ -212,4 +275,5 @@ def summary(run: PrepareRun) -> dict:
         "tokens": tokens, "packs": pack["packs"], "packing_efficiency": pack["packing_efficiency"],
         "num_buckets": run.cfg.buckets.num_bins, "timings_s": {k: round(v, 3) for k, v in run.timings.items()},
         "tokens_per_s": round(tokens / max(sum(run.timings.values()), 1e-9), 1),
+        "warnings": run.warnings,
     }

@@ -34,6 +34,35 @@ def is_reachable(piece: str, scores: dict[str, float]) -> bool:
     return all(c in scores for c in piece) and bpe_split(piece, scores) == [piece]
 
 
+class Trial:
+    """`scores` plus a few trial entries, without copying `scores` (a copy per candidate made the expansion
+    quadratic in the vocabulary size). Offers what `bpe_split` and `is_reachable` use: `get` and `in`."""
+
+    __slots__ = ("base", "extra")
+
+    def __init__(self, base: dict[str, float]):
+        self.base, self.extra = base, {}
+
+    def get(self, key: str, default=None):
+        value = self.extra.get(key)
+        return self.base.get(key, default) if value is None else value
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.extra or key in self.base
+
+    def __setitem__(self, key: str, value: float) -> None:
+        self.extra[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.extra[key]
+
+
+def max_intermediates(n: int) -> int:
+    """The most pieces `intermediates_for` can return for a piece of n characters: its missing characters (at
+    most n) and, over at most 8 rounds, at most n // 2 pairs a round, each a distinct inner substring."""
+    return n + min(8 * (n // 2), max(n * (n - 1) // 2 - 1, 0))
+
+
 def intermediates_for(piece: str, scores: dict[str, float], score_of_next) -> list[str] | None:
     """The pieces to add before `piece` so that BPE can build it, or None if no short plan works.
 
@@ -42,7 +71,7 @@ def intermediates_for(piece: str, scores: dict[str, float], score_of_next) -> li
     happen first and the new ones then apply; each round halves the symbol count.
     `score_of_next()` hands out the next (lower) score; the caller commits the returned pieces in order.
     """
-    trial = dict(scores)
+    trial = Trial(scores)
     added: list[str] = []
     for c in dict.fromkeys(piece):  # missing characters first (see the module docstring)
         if c not in trial:

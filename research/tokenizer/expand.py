@@ -6,32 +6,38 @@ fast tokenizer and SentencePiece itself all agree (pieces tied at score 0, the r
 broken differently by each). Scoring them below LLaMA-2's -1e9 outliers would lose the distinction in
 float32, so they go just under the ordinary range instead.
 
-`expand` checks the target and the sources' files, takes candidates source by source (`decide` says, for
-each, why it is skipped or which pieces it adds), then builds the output model and the report.
+`expand` checks the target and the sources' files, checks that the sources can reach the target at all
+(`check_reachable`: an upper bound on the new pieces each source can give, in seconds, before any model is trained
+or candidate tried), takes candidates source by source (`decide` says, for each, why it is skipped or which pieces
+it adds), then builds the output model and the report.
 """
 
 import copy
 import logging
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentencepiece import sentencepiece_model_pb2 as pb
-from tqdm import tqdm
 
 from research.config.tokenizer import TokenizerConfig
 from research.errors import GraftError
 from research.tokenizer import sources
-from research.tokenizer.bpe import intermediates_for, is_reachable
+from research.tokenizer.bpe import intermediates_for, is_reachable, max_intermediates
 from research.tokenizer.script import in_script, invalid_reason
 from research.tokenizer.spm_model import NORMAL, lowest_ordinary_score, merge_scores
 
 log = logging.getLogger(__name__)
 
 
+def _key(cfg: TokenizerConfig, i: int) -> str:
+    return f"tokenizer.sources[{i}] ({cfg.sources[i].kind})"
+
+
 def _candidates(cfg: TokenizerConfig, i: int, workdir: Path):
     src = cfg.sources[i]
-    return sources.SOURCES[src.kind](src, f"tokenizer.sources[{i}] ({src.kind})", cfg, workdir)
+    return sources.SOURCES[src.kind](src, _key(cfg, i), cfg, workdir)
 
 
 @dataclass
@@ -78,14 +84,100 @@ class Expansion:
             self.new.append(p)
 
 
-def expand(base: pb.ModelProto, cfg: TokenizerConfig, workdir: Path) -> tuple[pb.ModelProto, dict]:
-    """Return the expanded model and a report of what each source gave and why candidates were skipped."""
+@dataclass
+class Reach:
+    """What `check_reachable` found: the upper bound per source it looked at, and the candidates it read."""
+    needed: int
+    bounds: dict[int, int] = field(default_factory=dict)
+    candidates: dict[int, list[str]] = field(default_factory=dict)
+    """source index -> its candidates, for the sources that were read to bound them (reused by the expansion)."""
+
+
+def check_sources(base: pb.ModelProto, cfg: TokenizerConfig) -> Reach:
+    """Everything about the target and the sources that can fail up front: a target below the base size, a
+    missing or unreadable file, a target the sources cannot reach. Seconds, before any slow work."""
     x = Expansion.start(base, cfg)
-    # Check every source's files before the slow work (training a model) starts.
     for i, src in enumerate(cfg.sources):
         for path in src.paths:
-            sources._readable(path, f"tokenizer.sources[{i}] ({src.kind})")
-    per_source = add_from_sources(x, workdir)
+            sources._readable(path, _key(cfg, i))
+    return check_reachable(x)
+
+
+def pieces_bound(pieces, x: Expansion) -> tuple[int, int]:
+    """(an upper bound on the new pieces these candidates can add, the most one of them can add).
+
+    The filters of `decide` that do not depend on what was added before are applied; each distinct remaining
+    candidate adds itself and, under `add_intermediates`, the characters it lacks (counted once over all
+    candidates) and at most `max_intermediates` inner pieces."""
+    cfg, seen, chars = x.cfg, set(), set()
+    inner = most = 0
+    for p in pieces:
+        if p in seen or p in x.base_pieces or len(p) > cfg.max_piece_chars or not in_script(p, cfg.script) \
+                or invalid_reason(p):
+            continue
+        seen.add(p)
+        if cfg.unreachable == "add_intermediates":
+            lacking = {c for c in p if c not in x.scores}
+            chars |= lacking
+            inner += max_intermediates(len(p)) - len(p)
+            most = max(most, 1 + len(lacking) + max_intermediates(len(p)) - len(p))
+        else:
+            most = 1
+    return len(seen) + len(chars - seen) + inner, most
+
+
+def source_bound(x: Expansion, i: int) -> tuple[int, list[str] | None]:
+    """(an upper bound on the new pieces source i can add, its candidates if they were read to find it)."""
+    cfg, src = x.cfg, x.cfg.sources[i]
+    if src.kind in sources.BOUNDS:  # slow to enumerate: bound its candidates, each at most so long
+        n = sources.BOUNDS[src.kind](src)
+        longest = min(cfg.max_piece_chars, sources.MAX_SP_PIECE_CHARS)
+        most = 1 + max_intermediates(longest) if cfg.unreachable == "add_intermediates" else 1
+        total, pieces = n * most, None
+    else:
+        with tempfile.TemporaryDirectory() as tmp:  # for a kind that writes there (the built-in ones do not)
+            pieces = list(_candidates(cfg, i, Path(tmp)))
+        total, most = pieces_bound(pieces, x)
+    if src.max_pieces:
+        total = min(total, src.max_pieces - 1 + most)
+    return total, pieces
+
+
+def check_reachable(x: Expansion) -> Reach:
+    """A GraftError naming tokenizer.target_size, the bound and the sources when the sources together cannot
+    give the new pieces the target needs. Sources are looked at in order, until their bounds reach the target."""
+    cfg = x.cfg
+    reach = Reach(needed=x.room)
+    total = 0
+    for i in range(len(cfg.sources)):
+        if total >= reach.needed:
+            break
+        reach.bounds[i], pieces = source_bound(x, i)
+        total += reach.bounds[i]
+        if pieces is not None:
+            reach.candidates[i] = pieces
+    if total < reach.needed:
+        per = "; ".join(f"sources[{i}] {cfg.sources[i].kind} {list(cfg.sources[i].paths)}: {b}"
+                        + (f" (vocab_size {cfg.sources[i].vocab_size})" if cfg.sources[i].kind in sources.BOUNDS
+                           else "")
+                        for i, b in reach.bounds.items())
+        size = f"{cfg.target_size}" + (f" (padded to {cfg.final_size})" if cfg.final_size != cfg.target_size else "")
+        raise GraftError(
+            f"tokenizer.target_size={size}: unreachable: it needs {reach.needed} new pieces over the base's "
+            f"{x.base_size}, and the sources can give at most {total} ({per}), {reach.needed - total} short of "
+            "the target; lower tokenizer.target_size, add a source or raise sources[].vocab_size")
+    return reach
+
+
+def expand(base: pb.ModelProto, cfg: TokenizerConfig, workdir: Path,
+           reach: Reach | None = None) -> tuple[pb.ModelProto, dict]:
+    """Return the expanded model and a report of what each source gave and why candidates were skipped.
+
+    `reach`: the result of `check_sources(base, cfg)` when the caller already ran it (it is run otherwise)."""
+    if reach is None:
+        reach = check_sources(base, cfg)
+    x = Expansion.start(base, cfg)
+    per_source = add_from_sources(x, workdir, reach.candidates)
     if x.room > 0:
         raise GraftError(
             f"tokenizer.target_size={cfg.target_size}: the sources gave only {len(x.new)} usable new pieces, "
@@ -102,39 +194,46 @@ def expand(base: pb.ModelProto, cfg: TokenizerConfig, workdir: Path) -> tuple[pb
     return out, report
 
 
-def add_from_sources(x: Expansion, workdir: Path) -> list[dict]:
-    """Take candidates from each source in turn until the target is reached; the report's row per source."""
+def add_from_sources(x: Expansion, workdir: Path, read: dict[int, list[str]] | None = None) -> list[dict]:
+    """Take candidates from each source in turn until the target is reached; the report's row per source.
+    `read`: source index -> its candidates, for sources already read (by `check_reachable`)."""
     per_source = []
-    bar = tqdm(total=x.room, desc="new pieces", unit="piece", disable=None)
     for i, src in enumerate(x.cfg.sources):
         if x.room <= 0:
             per_source.append({"kind": src.kind, "paths": list(src.paths), "used": False})
             continue
-        counts = add_from_source(x, i, workdir, bar)
+        pieces = (read or {}).get(i)
+        counts = add_from_source(x, i, workdir, pieces)
         per_source.append({"kind": src.kind, "paths": list(src.paths), "used": True, **dict(sorted(counts.items()))})
-    bar.close()
     return per_source
 
 
-def add_from_source(x: Expansion, i: int, workdir: Path, bar) -> Counter:
-    """Add source i's candidates (up to its max_pieces, counting intermediates) while there is room;
-    return how many were offered, added, and skipped for each reason."""
+def add_from_source(x: Expansion, i: int, workdir: Path, pieces: list[str] | None = None) -> Counter:
+    """Add source i's candidates (`pieces`, or the source's own when None; up to its max_pieces, counting
+    intermediates) while there is room; return how many were offered, added, and skipped for each reason.
+    A progress bar counts the candidates tried, with the new pieces so far and those still to add."""
     src = x.cfg.sources[i]
     counts: Counter = Counter()
     taken = 0
-    for piece in _candidates(x.cfg, i, workdir):
-        if x.room <= 0 or (src.max_pieces and taken >= src.max_pieces):
-            break
-        counts["offered"] += 1
-        notes, pieces = decide(piece, x)
-        counts.update(notes)
-        if not pieces:
-            continue
-        x.add(pieces)
-        counts["added"] += 1
-        counts["intermediates_added"] += len(pieces) - 1
-        taken += len(pieces)
-        bar.update(len(pieces))
+    candidates = _candidates(x.cfg, i, workdir) if pieces is None else pieces
+    total = len(candidates) if isinstance(candidates, list) else None
+    with sources.progress(total=total, desc=f"{_key(x.cfg, i)}: candidates tried", unit=" candidates") as bar:
+        for piece in candidates:
+            if x.room <= 0 or (src.max_pieces and taken >= src.max_pieces):
+                break
+            counts["offered"] += 1
+            bar.update()
+            if counts["offered"] % 1000 == 0:
+                bar.set_postfix_str(f"{len(x.new)} new pieces, {x.room} to go", refresh=False)
+            notes, new = decide(piece, x)
+            counts.update(notes)
+            if not new:
+                continue
+            x.add(new)
+            counts["added"] += 1
+            counts["intermediates_added"] += len(new) - 1
+            taken += len(new)
+        bar.set_postfix_str(f"{len(x.new)} new pieces, {x.room} to go", refresh=True)
     return counts
 
 
@@ -154,9 +253,12 @@ def decide(piece: str, x: Expansion) -> tuple[tuple[str, ...], list[str]]:
         return ("skipped_too_long",), []
     if not in_script(piece, x.cfg.script):
         return ("skipped_script",), []
-    trial = dict(x.scores)
-    trial[piece] = x.next_score()
-    if is_reachable(piece, trial):
+    x.scores[piece] = x.next_score()  # on trial (not present: checked above), removed before anything else
+    try:
+        reachable = is_reachable(piece, x.scores)
+    finally:
+        del x.scores[piece]
+    if reachable:
         return (), [piece]
     if x.cfg.unreachable == "skip":
         return ("unreachable", "skipped_unreachable"), []

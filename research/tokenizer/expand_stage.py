@@ -22,7 +22,7 @@ from research.tokenizer.compression import (
     sp_from_bytes,
     unchanged_lines,
 )
-from research.tokenizer.expand import expand
+from research.tokenizer.expand import check_sources, expand
 from research.tokenizer.hf_export import load_hf_tokenizers, save_hf_tokenizer
 from research.tokenizer.spm_model import load_model
 
@@ -36,8 +36,11 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     # Read the eval texts up front: a missing file should fail before minutes of training.
     texts = {lang: read_eval_lines(path, tcfg.eval_max_chars, f"tokenizer.eval_texts.{lang}")
              for lang, path in tcfg.eval_texts.items()}
+    # The target, the sources' files and whether the sources can reach the target at all: seconds, before any
+    # output folder exists.
+    reach = check_sources(base, tcfg)
     with atomic_dir(cfg.out_dir, cfg.overwrite) as tmp:
-        proto, report = expand(base, tcfg, tmp)
+        proto, report = expand(base, tcfg, tmp, reach)
         save_hf_tokenizer(proto, tmp)
         measure(report, base, proto, tmp, texts, tcfg)
         write_run_files(tmp, raw, {"app": "expand_vocab", **report})

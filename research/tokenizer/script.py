@@ -8,6 +8,7 @@ characters (full-width digits and letters, common in Chinese news) are kept too:
 is never the result of a merge, so it only replaces that character's byte-fallback pieces.
 """
 
+import re
 import unicodedata
 
 _HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2A6DF), (0x2A700, 0x2EBEF),
@@ -27,7 +28,17 @@ def is_cjk_punct(ch: str) -> bool:
     return ch in _SHARED_PUNCT or any(a <= o <= b for a, b in _CJK_PUNCT_RANGES)
 
 
+def _char_class(ranges, extra: str = "") -> str:
+    return "[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "".join(re.escape(c) for c in sorted(extra)) + "]"
+
+
+_HAN_RE = re.compile(_char_class(_HAN_RANGES))
+_HAN_OR_PUNCT_RE = re.compile(_char_class(_HAN_RANGES + _CJK_PUNCT_RANGES, "".join(_SHARED_PUNCT)) + "+")
+
+
 def in_script(piece: str, script: str) -> bool:
+    """(han) At least one Han character, every other one Han or CJK punctuation, an optional leading "▁"; or a
+    single full-width character. Regular expressions built from the same ranges as `is_han` / `is_cjk_punct`."""
     if script == "any":
         return True
     body = piece[1:] if piece.startswith("▁") else piece
@@ -35,7 +46,7 @@ def in_script(piece: str, script: str) -> bool:
         return False
     if len(body) == 1 and 0xFF01 <= ord(body) <= 0xFF5E:
         return True
-    return any(is_han(c) for c in body) and all(is_han(c) or is_cjk_punct(c) for c in body)
+    return _HAN_OR_PUNCT_RE.fullmatch(body) is not None and _HAN_RE.search(body) is not None
 
 
 def invalid_reason(piece: str) -> str | None:

@@ -4,6 +4,11 @@
 `tokenizer.sources[].kind` against it. Adding a kind is one function `(src, key, cfg, workdir) -> pieces`
 registered with `@register("<kind>")`. The schema imports this module when a config is composed, so
 SentencePiece is imported inside the functions that use it.
+
+Before any slow work, expansion checks that the sources can reach the target (`research/tokenizer/expand.py`):
+it reads the candidates of a kind that only reads files (seconds; the expansion then reuses them), and asks a
+kind whose candidates are slow to make (training a model) or that writes to its work folder for an upper bound on
+its number of candidates instead, registered with `@bound("<kind>")`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tqdm import tqdm
 
 from research.errors import GraftError
 
@@ -26,6 +33,10 @@ Source = Callable[["SourceConfig", str, "TokenizerConfig", Path], Iterable[str]]
 """(source config, its key for messages, the tokenizer config, a work folder) -> candidate pieces in order."""
 SOURCES: dict[str, Source] = {}
 """kind -> source, in registration order."""
+BOUNDS: dict[str, Callable[[SourceConfig], int]] = {}
+"""kind -> the most candidates a source of that kind can give, for kinds too slow to enumerate up front."""
+MAX_SP_PIECE_CHARS = 16
+"""train_sp's max_sentencepiece_length: no trained candidate is longer."""
 
 
 def register(kind: str):
@@ -36,6 +47,24 @@ def register(kind: str):
         return fn
 
     return deco
+
+
+def bound(kind: str):
+    def deco(fn: Callable[[SourceConfig], int]) -> Callable[[SourceConfig], int]:
+        BOUNDS[kind] = fn
+        return fn
+
+    return deco
+
+
+def progress(**kw) -> tqdm:
+    """A progress bar on stderr, shown also when stderr is not a terminal (a log file), at most once a second."""
+    return tqdm(mininterval=1.0, disable=False, **kw)
+
+
+def _read_bar(path: Path, key: str) -> tqdm:
+    return progress(total=path.stat().st_size, desc=f"{key}: read {path.name}", unit="B", unit_scale=True,
+                    leave=False)
 
 
 def _readable(path: str, key: str) -> Path:
@@ -50,9 +79,11 @@ def _readable(path: str, key: str) -> Path:
     return p
 
 
-def _jsonl(path: Path, key: str) -> Iterator[tuple[int, dict]]:
+def _jsonl(path: Path, key: str, bar: tqdm | None = None) -> Iterator[tuple[int, dict]]:
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
+            if bar is not None:
+                bar.update(len(raw))
             if not raw.strip():
                 continue
             try:
@@ -66,6 +97,13 @@ def _jsonl(path: Path, key: str) -> Iterator[tuple[int, dict]]:
 
 def training_lines(src: SourceConfig, key: str) -> Iterator[str]:
     """Text lines for SentencePiece training: plain text files, or a field of jsonl files."""
+    with progress(desc=f"{key}: training text", unit=" lines") as bar:
+        for line in _training_lines(src, key):
+            bar.update()
+            yield line
+
+
+def _training_lines(src: SourceConfig, key: str) -> Iterator[str]:
     for path in src.paths:
         p = _readable(path, key)
         if p.suffix == ".jsonl":
@@ -102,6 +140,7 @@ def train_sp(src: SourceConfig, key: str, cfg: TokenizerConfig, workdir: Path) -
         raise GraftError(f"{key}: no text in {src.paths}")
     model = io.BytesIO()
     spm.set_random_generator_seed(cfg.seed)
+    log.info("%s: training a SentencePiece BPE model (vocab_size %d) on %s", key, src.vocab_size, list(src.paths))
 
     failed: list[GraftError] = []
 
@@ -119,7 +158,8 @@ def train_sp(src: SourceConfig, key: str, cfg: TokenizerConfig, workdir: Path) -
         spm.SentencePieceTrainer.train(
             sentence_iterator=stream(), model_writer=model, model_type="bpe", vocab_size=src.vocab_size,
             character_coverage=src.character_coverage, normalization_rule_name="identity",
-            split_digits=True, byte_fallback=False, max_sentencepiece_length=16, max_sentence_length=1 << 16,
+            split_digits=True, byte_fallback=False, max_sentencepiece_length=MAX_SP_PIECE_CHARS,
+            max_sentence_length=1 << 16,
             input_sentence_size=src.max_sentences, shuffle_input_sentence=True, num_threads=cfg.num_threads,
             hard_vocab_limit=False, minloglevel=2,
         )
@@ -137,6 +177,12 @@ def train_sp(src: SourceConfig, key: str, cfg: TokenizerConfig, workdir: Path) -
     return chars + merged
 
 
+@bound("train_sp")
+def train_sp_bound(src: SourceConfig) -> int:
+    """A trained model has at most vocab_size pieces (hard_vocab_limit=False only ever gives fewer)."""
+    return src.vocab_size
+
+
 @register("wordlist")
 def wordlist(src: SourceConfig, key: str, cfg: TokenizerConfig | None = None,
              workdir: Path | None = None) -> Iterator[str]:
@@ -144,8 +190,9 @@ def wordlist(src: SourceConfig, key: str, cfg: TokenizerConfig | None = None,
     rows: list[tuple[int, int, str]] = []
     for path in src.paths:
         p = _readable(path, key)
-        with p.open("rb") as f:
+        with p.open("rb") as f, _read_bar(p, key) as bar:
             for lineno, raw in enumerate(f, 1):
+                bar.update(len(raw))
                 try:
                     parts = raw.decode("utf-8").split()
                 except UnicodeDecodeError:
@@ -170,8 +217,9 @@ def pieces_jsonl(src: SourceConfig, key: str, cfg: TokenizerConfig | None = None
     """{"piece": ...} lines (the reference's format), in file order."""
     for path in src.paths:
         p = _readable(path, key)
-        for lineno, obj in _jsonl(p, key):
-            piece = obj.get("piece")
-            if not isinstance(piece, str):
-                raise GraftError(f"{key}: {p}:{lineno}: field 'piece' missing or not a string")
-            yield piece
+        with _read_bar(p, key) as bar:
+            for lineno, obj in _jsonl(p, key, bar):
+                piece = obj.get("piece")
+                if not isinstance(piece, str):
+                    raise GraftError(f"{key}: {p}:{lineno}: field 'piece' missing or not a string")
+                yield piece

@@ -138,3 +138,85 @@ def test_interrupted_run_leaves_no_output(run_root, tokenizer_dir, tmp_path, mon
         with atomic_dir(cfg.out_dir) as tmp:
             prepare(cfg, raw, Path(tmp), cfg.paths.tokenizer, progress=False)
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+# ---- BOMs, compressed inputs, empty files and categories ---------------------------------------------------------
+
+def _inputs(*entries):
+    """A data.inputs override: (path, category, lang) entries, jsonl_st, weight 1."""
+    return "data.inputs=[" + ",".join(f"{{path:'{p}',format:jsonl_st,category:{c},weight:1.0,lang:{lang}}}"
+                                      for p, c, lang in entries) + "]"
+
+
+@pytest.fixture(scope="module")
+def small_mix(run_root, tmp_path_factory):
+    """The first lines of two demo files, as they are and as gzip (with a BOM) / zstd files of the same names."""
+    import gzip
+
+    import zstandard
+
+    d = tmp_path_factory.mktemp("mix")
+    corpus = run_root / "inputs" / "corpus"
+    texts = {"reviews.jsonl": b"".join((corpus / "zh_reviews.jsonl").read_bytes().splitlines(True)[:150]),
+             "wiki.jsonl": b"".join((corpus / "en_wiki.jsonl").read_bytes().splitlines(True)[:40])}
+    for sub in ("plain", "packed"):
+        (d / sub).mkdir()
+    for name, data in texts.items():
+        (d / "plain" / name).write_bytes(data)
+    (d / "packed" / "reviews.jsonl").write_bytes(gzip.compress(b"\xef\xbb\xbf" + texts["reviews.jsonl"]))
+    (d / "packed" / "wiki.jsonl").write_bytes(zstandard.ZstdCompressor().compress(texts["wiki.jsonl"]))
+    (d / "empty.jsonl").write_bytes(b"")
+    return d
+
+
+def _prepare(tmp_path, tokenizer_dir, *overrides):
+    raw = _compose([f"run_root={tmp_path}", f"paths.tokenizer={tokenizer_dir}", *OVERRIDES, "data.num_workers=1",
+                    *overrides])
+    cfg = to_object(raw)
+    out = tmp_path / "out"
+    out.mkdir(parents=True)
+    prepare(cfg, raw, out, cfg.paths.tokenizer, progress=False)
+    rejects = (out / "rejects.jsonl").read_text()
+    for p in {str(Path(i.path).parent) for i in cfg.data.inputs}:
+        rejects = rejects.replace(p, "<inputs>")  # rows name files and kept records by path
+    return {k: v for k, v in _hashes(out).items() if k.startswith("buckets/")}, rejects, \
+        json.loads((out / "manifest.json").read_text())
+
+
+def test_compressed_and_bom_inputs_give_the_same_buckets(small_mix, tokenizer_dir, tmp_path):
+    plain = _prepare(tmp_path / "a", tokenizer_dir, _inputs((small_mix / "plain" / "reviews.jsonl", "rev", "zh"),
+                                                            (small_mix / "plain" / "wiki.jsonl", "wiki", "en")))
+    packed = _prepare(tmp_path / "b", tokenizer_dir, _inputs((small_mix / "packed" / "reviews.jsonl", "rev", "zh"),
+                                                             (small_mix / "packed" / "wiki.jsonl", "wiki", "en")))
+    assert packed[0] == plain[0] and packed[1] == plain[1]  # buckets byte for byte, rejects but for the folder
+    read = packed[2]["steps"]["read"]
+    assert read["boms_stripped"] == 1 and read["compressed_files"] == {"gzip": 1, "zstd": 1}
+    assert plain[2]["steps"]["read"]["compressed_files"] == {} and plain[2]["warnings"] == []
+
+
+def test_allowed_empty_category_is_a_warning_in_log_and_manifest(small_mix, tokenizer_dir, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="graft.data"):
+        buckets, _, m = _prepare(tmp_path, tokenizer_dir, "data.allow_empty=true",
+                                 _inputs((small_mix / "plain" / "reviews.jsonl", "rev", "zh"),
+                                         (small_mix / "empty.jsonl", "nothing", "any")))
+    assert buckets and m["categories"] == ["nothing", "rev"]
+    assert len(m["warnings"]) == 2 and "empty input file" in m["warnings"][0]
+    assert "category 'nothing' has no records left" in m["warnings"][1]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == m["warnings"]
+
+
+@pytest.mark.slow
+def test_cli_empty_category_is_one_line_error_and_writes_nothing(small_mix, tokenizer_dir, tmp_path):
+    from tests.conftest import assert_one_line_error
+
+    reviews = small_mix / "plain" / "reviews.jsonl"
+    r = _run(tmp_path, tokenizer_dir, _inputs((reviews, "rev", "zh"), (small_mix / "empty.jsonl", "nothing", "any")))
+    assert_one_line_error(r, "category 'nothing' is empty", "data.allow_empty=true")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"target": "太短"}\nnot json\n', encoding="utf-8")  # every record rejected
+    r = _run(tmp_path, tokenizer_dir, _inputs((reviews, "rev", "zh"), (bad, "bad", "zh")))
+    assert_one_line_error(r, "category 'bad' has no records left", "read:invalid_json (1)", "clean:",
+                          "data.allow_empty=true")
+    r = _run(tmp_path, tokenizer_dir, _inputs((reviews, "rev", "zh"), ("/proc/self/mem", "mem", "any")))
+    assert_one_line_error(r, "cannot read '/proc/self/mem'")
+    assert not (tmp_path / "data").exists() and not list(tmp_path.glob(".data*"))

@@ -136,3 +136,54 @@ def test_invalid_reason():
     assert invalid_reason("a b") == "whitespace"
     assert invalid_reason("x\u200b") == "control_character"
     assert invalid_reason("中国") is None
+
+
+# ---- the up-front reachability check ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("policy", ["add_intermediates", "skip", "keep"])
+def test_bound_is_never_below_what_a_source_gives(small_inputs, tmp_path, policy):
+    from research.tokenizer.expand import Expansion, add_from_source, pieces_bound
+    from research.tokenizer.sources import wordlist
+
+    cfg = to_object(compose("expand_vocab", tokenizer_overrides(
+        small_inputs, tmp_path, "tokenizer.target_size=10000000", f"tokenizer.unreachable={policy}",
+        f"tokenizer.sources=[{{kind:wordlist,paths:[{small_inputs}/words.txt]}}]"))).tokenizer
+    base = load_model(cfg.base_path)
+    words = list(wordlist(cfg.sources[0], "k"))
+    bound, most = pieces_bound(words, Expansion.start(base, cfg))
+    x = Expansion.start(base, cfg)
+    counts = add_from_source(x, 0, tmp_path, words)  # every candidate tried: the target is far away
+    assert counts["offered"] == len(words) and 0 < len(x.new) <= bound
+    assert set(x.scores) == set(merge_scores(base)) | set(x.new)  # trials leave no trace
+    assert bound <= 4 * len(x.new) and (most == 1 or policy == "add_intermediates")
+
+
+def test_unreachable_target_fails_up_front_naming_target_bound_and_sources(small_inputs, tmp_path, monkeypatch):
+    from research.tokenizer import sources
+    from research.tokenizer.expand import check_sources
+
+    def trained(*a):
+        raise AssertionError("no model is trained before the target is known to be reachable")
+
+    monkeypatch.setitem(sources.SOURCES, "train_sp", trained)
+    over = [f"tokenizer.sources=[{{kind:train_sp,paths:[{small_inputs}/zh_train.txt],vocab_size:5000}},"
+            f"{{kind:wordlist,paths:[{small_inputs}/words.txt]}}]"]
+    cfg = to_object(compose("expand_vocab", tokenizer_overrides(small_inputs, tmp_path, *over,
+                                                                "tokenizer.target_size=5000000"))).tokenizer
+    base = load_model(cfg.base_path)
+    with pytest.raises(GraftError) as e:
+        check_sources(base, cfg)
+    msg = str(e.value)
+    assert msg.startswith("tokenizer.target_size=5000000: unreachable: it needs 4968000 new pieces")
+    assert "sources[0] train_sp" in msg and "(vocab_size 5000)" in msg and "words.txt" in msg and "\n" not in msg
+    # reachable: the train_sp bound alone covers it, so the word list is not even read
+    cfg = to_object(compose("expand_vocab", tokenizer_overrides(small_inputs, tmp_path, *over,
+                                                                "tokenizer.target_size=40000"))).tokenizer
+    reach = check_sources(base, cfg)
+    assert list(reach.bounds) == [0] and reach.candidates == {}
+    # a capped source is bounded by its cap
+    cfg = to_object(compose("expand_vocab", tokenizer_overrides(
+        small_inputs, tmp_path, "tokenizer.target_size=32200",
+        f"tokenizer.sources=[{{kind:wordlist,paths:[{small_inputs}/words.txt],max_pieces:50}}]"))).tokenizer
+    with pytest.raises(GraftError, match=r"can give at most 1\d\d \(sources\[0\] wordlist"):  # 49 + what one word can add
+        check_sources(base, cfg)
