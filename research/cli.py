@@ -38,7 +38,7 @@ def app(config_name: str) -> Callable:
 
     The run holds the lock on `out_dir` throughout (`research.locks.for_run`): a second run into the same folder
     fails at once. A GraftError (bad input, bad value, a folder in use) is printed as `error: ...` on one line and
-    exits with status 2; an interrupt (SIGINT, or SIGTERM where it raises) as one line with status 128 + signal.
+    exits with status 2; an interrupt (SIGINT or SIGTERM) as one line with status 128 + signal.
     """
 
     def deco(run: Callable[[GraftConfig, DictConfig], object]) -> Callable:
@@ -47,7 +47,9 @@ def app(config_name: str) -> Callable:
         def main(raw: DictConfig):
             try:
                 cfg = to_object(raw)
-                with locks.for_run(cfg.out_dir):
+                # SIGTERM (kill, a timeout, a scheduler) unwinds like Ctrl-C, so atomic_dir removes its
+                # temporary folder and the lock is released before the process ends.
+                with supervision.stop_signals_raise(), locks.for_run(cfg.out_dir):
                     return run(cfg, raw)
             except GraftError as e:
                 print(f"error: {e}", file=sys.stderr, flush=True)

@@ -70,3 +70,27 @@ def test_unreachable_target_fails_in_seconds_leaving_nothing(small_inputs, tmp_p
     assert_one_line_error(proc, "tokenizer.target_size=5000000: unreachable", "can give at most", "dict.txt")
     assert elapsed < 120, elapsed  # the check, not the 349,046 candidates (over 30 minutes before it existed)
     assert not (tmp_path / "tokenizer").exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_sigterm_mid_run_is_one_line_and_leaves_no_temporary_folder(small_inputs, tmp_path):
+    """kill (SIGTERM) unwinds like Ctrl-C: atomic_dir removes its temporary folder, the lock goes, exit 143."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "research.expand_vocab",
+                             *tokenizer_overrides(small_inputs, tmp_path), "tokenizer=wordlist",
+                             f"tokenizer.sources.0.paths=[{small_inputs}/words.txt]"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".tokenizer.tmp-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert [ln for ln in stderr.splitlines() if ln.startswith("error:")] == ["error: interrupted by SIGTERM"]
+    assert "Traceback" not in stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".tokenizer")]
+    assert not (tmp_path / "tokenizer").exists()
