@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from research.eval.prompts import ANSWER_SEP, Prompt, lang
 from research.eval.question import Question
+from research.registry import Registry
 
 if TYPE_CHECKING:
     from research.eval.inference import Scorer
@@ -42,18 +43,9 @@ class Shard:
 
 Method = Callable[[Shard], dict[str, dict[str, dict]]]
 """Returns, per question id, {result name: result} (loglik gives one result per variant)."""
-METHODS: dict[str, Method] = {}
+METHODS: Registry = Registry("eval method")
 """name -> method, in the order methods run (and their results are written)."""
-
-
-def register(name: str):
-    def deco(fn: Method) -> Method:
-        if name in METHODS:
-            raise ValueError(f"eval method {name!r} is registered twice")
-        METHODS[name] = fn
-        return fn
-
-    return deco
+register = METHODS.register
 
 
 def letter_ids(tokenizer, letter: str) -> list[int]:

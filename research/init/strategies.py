@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from research.registry import Registry
+
 if TYPE_CHECKING:
     import torch
 
@@ -33,18 +35,9 @@ class InitContext:
 
 
 Strategy = Callable[[InitContext], "torch.Tensor"]
-STRATEGIES: dict[str, Strategy] = {}
+STRATEGIES: Registry = Registry("init strategy")
 """name -> strategy, in registration order."""
-
-
-def register(name: str):
-    def deco(fn: Strategy) -> Strategy:
-        if name in STRATEGIES:
-            raise ValueError(f"init strategy {name!r} is registered twice")
-        STRATEGIES[name] = fn
-        return fn
-
-    return deco
+register = STRATEGIES.register
 
 
 def _mean_of(rows: torch.Tensor, id_lists: list[list[int]]) -> torch.Tensor:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from research.errors import GraftError
+from research.registry import Registry
 
 if TYPE_CHECKING:
     from research.config.tokenizer import SourceConfig, TokenizerConfig
@@ -31,30 +32,16 @@ log = logging.getLogger(__name__)
 
 Source = Callable[["SourceConfig", str, "TokenizerConfig", Path], Iterable[str]]
 """(source config, its key for messages, the tokenizer config, a work folder) -> candidate pieces in order."""
-SOURCES: dict[str, Source] = {}
+SOURCES: Registry = Registry("tokenizer source kind")
 """kind -> source, in registration order."""
-BOUNDS: dict[str, Callable[[SourceConfig], int]] = {}
+register = SOURCES.register
+BOUNDS: Registry = Registry("candidate bound of tokenizer source kind")
 """kind -> the most candidates a source of that kind can give, for kinds too slow to enumerate up front."""
 MAX_SP_PIECE_CHARS = 16
 """train_sp's max_sentencepiece_length: no trained candidate is longer."""
 
 
-def register(kind: str):
-    def deco(fn: Source) -> Source:
-        if kind in SOURCES:
-            raise ValueError(f"tokenizer source kind {kind!r} is registered twice")
-        SOURCES[kind] = fn
-        return fn
-
-    return deco
-
-
-def bound(kind: str):
-    def deco(fn: Callable[[SourceConfig], int]) -> Callable[[SourceConfig], int]:
-        BOUNDS[kind] = fn
-        return fn
-
-    return deco
+bound = BOUNDS.register
 
 
 def progress(**kw) -> tqdm:

@@ -37,13 +37,15 @@ def test_every_kind_is_registered_once_in_order(monkeypatch):
     with pytest.raises(ValueError, match="tokenizer source kind 'wordlist' is registered twice"):
         register("wordlist")(lambda *a: [])
     assert SOURCES["wordlist"] is wordlist
-    monkeypatch.setattr(sources, "SOURCES", dict(SOURCES))  # a new kind, registered on a copy
+    monkeypatch.delitem(SOURCES, "fixed", raising=False)  # undone after the test, with the kind below
 
-    @register("fixed")
+    @register("fixed")  # a new kind is one registered function
     def fixed(s, key, cfg, workdir):
         return ["甲乙"]
 
-    assert list(sources.SOURCES) == ["train_sp", "wordlist", "pieces_jsonl", "fixed"] and "fixed" not in SOURCES
+    assert list(sources.SOURCES) == ["train_sp", "wordlist", "pieces_jsonl", "fixed"]
+    assert SourceConfig(kind="fixed").kind == "fixed"
+    SOURCES.pop("fixed")
     with pytest.raises(ConfigError, match="nope"):
         SourceConfig(kind="nope")
 
