@@ -106,8 +106,15 @@ def quoted_paths(text: str) -> list[str]:
 
 
 def path_problems(path: Path) -> list[str]:
-    return [f"`{p}` does not exist" for p in quoted_paths(path.read_text(encoding="utf-8"))
-            if not (ROOT / p).exists()]
+    """Quoted paths that do not exist; a pytest node id (`tests/x.py::test_y`) must name a function in the file."""
+    out = []
+    for p in quoted_paths(path.read_text(encoding="utf-8")):
+        file, _, name = p.partition("::")
+        if not (ROOT / file).exists():
+            out.append(f"`{p}` does not exist")
+        elif name and f"def {name}(" not in (ROOT / file).read_text(encoding="utf-8"):
+            out.append(f"`{p}`: no function {name} in {file}")
+    return out
 
 
 def code_lines(text: str) -> list[str]:
