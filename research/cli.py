@@ -59,7 +59,9 @@ def app(config_name: str) -> Callable:
                 sys.exit(2)
             except KeyboardInterrupt as e:  # stops a sweep too: the user asked for it
                 signum = getattr(e, "signum", signal.SIGINT)
-                print(f"error: {e or f'interrupted by {signal.Signals(signum).name}'}", file=sys.stderr, flush=True)
+                if os.environ.get("RANK", "0") == "0":  # one line per run, not one per rank
+                    print(f"error: {e or f'interrupted by {signal.Signals(signum).name}'}", file=sys.stderr,
+                          flush=True)
                 sys.exit(128 + signum)
 
         return main
