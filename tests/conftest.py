@@ -124,3 +124,15 @@ def wordlist_run(small_inputs, tmp_path_factory):
                    f"tokenizer.sources.0.paths=[{small_inputs}/words.txt]", "tokenizer.pad_to_multiple_of=64")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root
+
+
+def wait_for(cond, timeout: float) -> bool:
+    """Poll `cond` every 50 ms until it holds or `timeout` seconds pass; its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
