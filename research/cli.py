@@ -1,5 +1,6 @@
 """The one wrapper every Hydra entry module uses: compose, validate, lock out_dir, run, report errors as one line."""
 
+import faulthandler
 import functools
 import logging
 import os
@@ -21,6 +22,9 @@ if "TORCHELASTIC_RUN_ID" in os.environ:
     # A worker of torch.distributed.run runs in a session of its own: should the launcher die, even by SIGKILL,
     # nothing else would stop it. (The pipeline's stages get the same signal from the pipeline at their start.)
     supervision.die_with_parent()
+
+# `kill -USR1 <pid>` prints every thread's stack to stderr and the run goes on: what a stuck run is doing.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 CONF_DIR = os.environ.get("GRAFT_CONF_DIR", str(Path(__file__).resolve().parent.parent / "conf"))
 log = logging.getLogger("graft")

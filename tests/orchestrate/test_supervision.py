@@ -144,3 +144,12 @@ def test_a_rerun_waits_for_an_earlier_stage_still_writing_its_folder(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_sigusr1_prints_stacks_and_the_run_goes_on():
+    """Every app imports research.cli: `kill -USR1` makes a stuck run show where it is, without stopping it."""
+    code = ("import os, signal, research.cli\n"
+            "def where_am_i():\n    os.kill(os.getpid(), signal.SIGUSR1)\nwhere_am_i()\nprint('still running')")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "still running"
+    assert "where_am_i" in r.stderr and "Current thread" in r.stderr

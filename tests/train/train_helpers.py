@@ -1,10 +1,13 @@
 """Helpers shared by the train tests: a tiny model, a free port, a CLI launcher, its metrics."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,10 +45,32 @@ def _command(overrides: list, nproc: int, env: dict | None) -> tuple:
     return cmd + ["logger=none", *overrides], full_env
 
 
-def launch(overrides: list, nproc: int = 1, env: dict | None = None, timeout: int = 240):
-    """Run `python -m research.train` (under torchrun when nproc > 1); return the CompletedProcess."""
-    cmd, full_env = _command(overrides, nproc, env)
-    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+def launch(overrides: list, nproc: int = 1, env: dict | None = None, timeout: int = 600):
+    """Run `python -m research.train` (under torchrun when nproc > 1); return the CompletedProcess.
+
+    A run still going after `timeout` seconds fails the test with every worker's stacks (SIGUSR1 makes each print
+    them: research/cli.py), so a hang says where it hangs."""
+    proc = start(overrides, nproc, env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out, err = _stacks_then_kill(proc)
+        raise AssertionError(f"{' '.join(overrides)}: still running after {timeout} s; stacks:\n{err[-12000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _stacks_then_kill(proc: subprocess.Popen) -> tuple:
+    import psutil
+
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for p in family[1:]:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGUSR1)
+    time.sleep(3)
+    for p in family:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    return proc.communicate()
 
 
 def start(overrides: list, nproc: int = 1, env: dict | None = None) -> subprocess.Popen:
