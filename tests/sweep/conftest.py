@@ -1,8 +1,8 @@
 import pytest
 
-from tests.sweep.tiny_sweeps import build
+from tests.sweep.tiny_sweeps import shared
 
 
 @pytest.fixture(scope="session")
 def tiny_sweeps(tmp_path_factory):
-    return build(tmp_path_factory.getbasetemp() / "tiny_sweeps")
+    return shared(tmp_path_factory)

@@ -71,16 +71,34 @@ def _check(name: str, r: subprocess.CompletedProcess) -> None:
         raise AssertionError(f"{name} failed (exit {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
 
 
+def shared(tmp_path_factory) -> dict[str, Path]:
+    """The sweeps, built once per test session even under pytest-xdist: in the folder all workers share, by the
+    first worker to ask, while the others wait on a lock (each sweep is minutes of CPU on 2 cores)."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    with open(base / "tiny_sweeps.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build(base / "tiny_sweeps")
+
+
 @functools.cache
 def build(base: Path) -> dict[str, Path]:
-    """Run both sweeps under `base` (once per path: the sweeps and notebooks tests share them)."""
+    """Run both sweeps under `base` (once per path: the sweeps and notebooks tests share them); a `done` file
+    marks them complete, for the next process that asks."""
+    out = {"inputs": base / "inputs", "cache": base / "cache",
+           "init": base / "multirun" / "init_strategy" / "tiny", "vocab": base / "multirun" / "vocab_size" / "tiny"}
+    if (base / "done").is_file():
+        return out
+    shutil.rmtree(base, ignore_errors=True)  # what a failed build left
     inputs = build_inputs(base / "inputs")
     common = common_overrides(inputs, base / "cache")
-    out = {"inputs": inputs, "cache": base / "cache",
-           "init": base / "multirun" / "init_strategy" / "tiny", "vocab": base / "multirun" / "vocab_size" / "tiny"}
     _check("vocab multirun", multirun("vocab_size", out["vocab"], f"tokenizer.target_size=32000,{TINY_SIZE}",
                                       "pipeline.stages=[expand_vocab]", *common))
     _check("init multirun", multirun("init_strategy", out["init"], "init=zero,random",
                                      f"tokenizer.target_size={TINY_SIZE}",
                                      "pipeline.stages=[expand_vocab,init_model,prepare_data,train]", *common))
+    (base / "done").write_text("")
     return out
