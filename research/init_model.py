@@ -1,9 +1,13 @@
 """python -m research.init_model: resize the base model to the expanded tokenizer and initialise new rows.
 
 Reads the tokenizer folder at `paths.tokenizer` and the base model (`model.path`, or built from the `model`
-group); writes an HF model folder (safetensors) with the tokenizer beside it, config.yaml and summary.json.
+group). A SentencePiece folder (tokenizer.model) splits each new piece with the base model; a byte-level BPE folder
+(tokenizer.json, no tokenizer.model) decomposes each new token through its merges (research/init/splits.py), and the
+saved config's pad / bos / eos ids are the tokenizer's. Writes an HF model folder (safetensors) with the tokenizer
+beside it, config.yaml and summary.json.
 """
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -13,7 +17,7 @@ from research.cli import app
 from research.contracts import TOKENIZER_FILES
 from research.errors import GraftError
 from research.init.resize import resize_and_init
-from research.init.splits import base_splits
+from research.init.splits import base_splits, bytelevel_splits
 from research.model.build import base_model
 from research.model.weights import check_readable
 from research.runinfo import write_run_files
@@ -22,34 +26,85 @@ from research.tokenizer.spm_model import load_model
 log = logging.getLogger("graft.init_model")
 
 
-@app("init_model")
-def main(cfg, raw):
-    tok_dir = Path(cfg.paths.tokenizer)
+def tokenizer_files(tok_dir: Path) -> tuple[str, list[str]]:
+    """(the folder's kind: sentencepiece | bytelevel, the tokenizer files that travel with the model). A byte-level
+    folder (tokenizer.json, no tokenizer.model) has no tokenizer.model; vocab.json / merges.txt go with it when there."""
+    if not (tok_dir / "tokenizer.model").is_file() and (tok_dir / "tokenizer.json").is_file():
+        names = [n for n in TOKENIZER_FILES if n != "tokenizer.model"]
+        return "bytelevel", names + [n for n in ("vocab.json", "merges.txt") if (tok_dir / n).is_file()]
+    return "sentencepiece", list(TOKENIZER_FILES)
+
+
+def sentencepiece_splits(tok_dir: Path, old_size: int):
+    """(new size, splits) of a SentencePiece expansion: the base is the expanded model's first `old_size` pieces
+    (expansion never changes them)."""
     expanded = load_model(tok_dir, "paths.tokenizer")
-    for name in TOKENIZER_FILES:
-        if not (tok_dir / name).is_file():
-            raise GraftError(f"paths.tokenizer={str(tok_dir)!r}: missing {name} (run research.expand_vocab first)")
-    check_readable(tok_dir, "paths.tokenizer", TOKENIZER_FILES)  # copied at the end: fail now, not after the work
-    model = base_model(cfg.model)
-    old_size = model.get_input_embeddings().weight.shape[0]
     if old_size > len(expanded.pieces):
         raise GraftError(f"model has {old_size} embedding rows but the tokenizer at {tok_dir} has only "
                          f"{len(expanded.pieces)} pieces")
-    # The base tokenizer is the expanded one's first `old_size` pieces (expansion never changes them).
     base = type(expanded)()
     base.CopyFrom(expanded)
     del base.pieces[old_size:]
     base.trainer_spec.vocab_size = old_size
     new_pieces = [p.piece for p in expanded.pieces[old_size:]]
-    splits = base_splits(base.SerializeToString(), new_pieces)
-    stats = resize_and_init(model, len(expanded.pieces), splits, cfg.init)
-    model.config.pad_token_id, model.config.bos_token_id, model.config.eos_token_id = 0, 1, 2
+    return len(expanded.pieces), base_splits(base.SerializeToString(), new_pieces)
+
+
+def bytelevel_new_splits(tok_dir: Path, old_size: int):
+    """(new size, splits) of a byte-level expansion: ids from `old_size` up are the new tokens."""
+    from tokenizers import Tokenizer
+
+    size = Tokenizer.from_file(str(tok_dir / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
+    if old_size > size:
+        raise GraftError(f"model has {old_size} embedding rows but the tokenizer at {tok_dir} has only {size} tokens")
+    summary = tok_dir / "summary.json"  # expand_vocab's: the size of the base it expanded
+    base_size = json.loads(summary.read_text(encoding="utf-8")).get("base_size") if summary.is_file() else None
+    if base_size is not None and base_size != old_size:
+        raise GraftError(f"model has {old_size} embedding rows but the tokenizer at {tok_dir} was expanded from a "
+                         f"base of {base_size} tokens (its summary.json); the rows must be that base's")
+    data = json.loads((tok_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    try:
+        return size, bytelevel_splits(data, old_size)
+    except ValueError as e:
+        raise GraftError(f"paths.tokenizer={str(tok_dir)!r}: {e} (the model's {old_size} rows must be the base "
+                         "vocabulary the tokenizer was expanded from)") from None
+
+
+def special_token_ids(tok_dir: Path) -> tuple[int | None, int | None, int | None]:
+    """(pad, bos, eos) ids of a byte-level folder, as AutoTokenizer reads them (None where it has none)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    return tok.pad_token_id, tok.bos_token_id, tok.eos_token_id
+
+
+@app("init_model")
+def main(cfg, raw):
+    tok_dir = Path(cfg.paths.tokenizer)
+    kind, files = tokenizer_files(tok_dir)
+    if kind == "sentencepiece":
+        load_model(tok_dir, "paths.tokenizer")  # a one-line error for a folder that is no tokenizer at all
+    for name in files:
+        if not (tok_dir / name).is_file():
+            raise GraftError(f"paths.tokenizer={str(tok_dir)!r}: missing {name} (run research.expand_vocab first)")
+    check_readable(tok_dir, "paths.tokenizer", files)  # copied at the end: fail now, not after the work
+    model = base_model(cfg.model)
+    old_size = model.get_input_embeddings().weight.shape[0]
+    if kind == "sentencepiece":
+        new_size, splits = sentencepiece_splits(tok_dir, old_size)
+        special = (0, 1, 2)  # <unk> (the expanded tokenizers' pad), <s>, </s> of the LLaMA / Mistral vocabulary
+    else:
+        new_size, splits = bytelevel_new_splits(tok_dir, old_size)
+        special = special_token_ids(tok_dir)
+    stats = resize_and_init(model, new_size, splits, cfg.init)
+    model.config.pad_token_id, model.config.bos_token_id, model.config.eos_token_id = special
+    stats["tokenizer_kind"] = kind
     stats["split_pieces_mean"] = sum(len(s.ids) for s in splits) / max(len(splits), 1)
     stats["clean_split_pieces_mean"] = sum(len(s.clean_ids) for s in splits) / max(len(splits), 1)
     stats["pieces_left_out_by_clean_split"] = sum(len(s.ids) - len(s.clean_ids) for s in splits)
     with atomic_dir(cfg.out_dir, cfg.overwrite) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
-        for name in TOKENIZER_FILES:
+        for name in files:
             shutil.copyfile(tok_dir / name, tmp / name)
         write_run_files(tmp, raw, {"app": "init_model", "base_model": cfg.model.path or f"built: {cfg.model.name}",
                                    "parameters": sum(p.numel() for p in model.parameters()), **stats})

@@ -14,17 +14,22 @@ class SourceConfig:
     """One source of candidate pieces. Sources are consumed in order until the target size is reached."""
 
     kind: str = "train_sp"
-    """A kind in research.tokenizer.sources.SOURCES: train_sp | wordlist | pieces_jsonl."""
+    """A kind in research.tokenizer.sources.SOURCES: train_sp (SentencePiece bases) | train_bpe (byte-level bases) |
+    wordlist | pieces_jsonl (both)."""
     paths: list[str] = field(default_factory=list)
-    """train_sp: training text (plain text or jsonl); wordlist: `word freq [pos]` files; pieces_jsonl: {"piece": ...} lines."""
+    """train_sp, train_bpe: training text (plain text or jsonl); wordlist: `word freq [pos]` files; pieces_jsonl:
+    {"piece": ...} lines."""
     vocab_size: int = 40000
-    """train_sp only: vocabulary size of the candidate SentencePiece model."""
+    """train_sp: vocabulary size of the candidate SentencePiece model; train_bpe: the most new tokens (merges) it
+    learns."""
     max_sentences: int = 0
-    """train_sp only: sample at most this many training lines (0 = all)."""
+    """train_sp: sample at most this many training lines; train_bpe: read only the first this many (0 = all)."""
     character_coverage: float = 0.9995
     """train_sp only: SentencePiece's character_coverage."""
     jsonl_field: str = "text"
-    """train_sp only: field read from jsonl training files."""
+    """train_sp, train_bpe: field read from jsonl training files."""
+    min_pair_count: int = 2
+    """train_bpe only: stop learning when the most frequent allowed pair occurs fewer times than this in the text."""
     min_freq: int = 1
     """wordlist only: skip words rarer than this."""
     max_pieces: int = 0
@@ -39,6 +44,7 @@ class SourceConfig:
               self.character_coverage, "must be in [0.9, 1.0]")
         check(self.min_freq >= 0, "tokenizer.sources[].min_freq", self.min_freq, "must be >= 0")
         check(self.max_pieces >= 0, "tokenizer.sources[].max_pieces", self.max_pieces, "must be >= 0")
+        check(self.min_pair_count >= 1, "tokenizer.sources[].min_pair_count", self.min_pair_count, "must be >= 1")
 
 
 @dataclass
@@ -47,7 +53,9 @@ class TokenizerConfig:
 
     name: str = "train_sp"
     base_path: str = "${paths.inputs}/base_tokenizer/tokenizer.model"
-    """A SentencePiece `.model` file or an HF tokenizer folder holding `tokenizer.model`."""
+    """The base: a SentencePiece BPE `.model` file or an HF folder holding `tokenizer.model` (LLaMA-2 / Mistral);
+    an HF folder holding `tokenizer.json` and no `tokenizer.model`, a byte-level BPE (Llama-3, Qwen2, GPT-2); or a
+    tiktoken-format `.json` file (mistral-common's Tekken). research/tokenizer/bytelevel.py: `base_format`."""
     target_size: int = 69104
     """Exact size of the expanded vocabulary (the reference's 69,104)."""
     pad_to_multiple_of: int = 0
@@ -55,7 +63,9 @@ class TokenizerConfig:
     sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
     script: str = "han"
     """Keep only candidates written in this script (han: CJK ideographs and CJK punctuation, with an optional
-    leading '▁'); `any` keeps everything. Filtering keeps English and numbers encoding to the base's ids."""
+    leading '▁'); `any` keeps everything. Filtering keeps English and numbers encoding to the base's ids. On a
+    byte-level base the rule applies to the bytes of each new merge (research/tokenizer/script.py:
+    `bytes_in_script`), so text without a Han character encodes exactly as before."""
     unreachable: str = "add_intermediates"
     """What to do with a candidate BPE cannot produce from its parts: add the missing intermediate pieces,
     skip it, or keep it anyway (wasting a slot)."""
@@ -66,7 +76,8 @@ class TokenizerConfig:
     eval_max_chars: int = 2_000_000
     """Read at most this many characters of each eval text."""
     consistency_lines: int = 500
-    """Lines of eval text on which slow, fast and raw SentencePiece encodings are compared after saving."""
+    """SentencePiece bases: lines of eval text on which slow, fast and raw SentencePiece encodings are compared after
+    saving (byte-level bases compare AutoTokenizer with `tokenizers` on every eval line)."""
     num_threads: int = 2
     seed: int = 0
 

@@ -9,13 +9,17 @@ non-empty segment starts with its own dummy prefix "▁" (SentencePiece's rule: 
 source); text that spells a special token ("</s>") is encoded as plain text (`split_special_tokens`), so a corpus
 cannot inject control tokens.
 
+A byte-level BPE folder (tokenizer.json and no tokenizer.model: Tekken, Llama-3, Qwen2 and their expansions) has no
+dummy prefix: each segment's ids are its bytes' BPE. Its BOS / EOS / pad ids are the folder's own (Tekken: `<s>` 1,
+`</s>` 2, `<pad>` 11); a folder without a pad token, or without BOS while `add_bos` is on, is a one-line error.
+
 Backends (`data.tokenize.backend`):
 - `sentencepiece`: the folder's `tokenizer.model` through `SentencePieceProcessor.encode(list, num_threads)` (C++,
   no Python work per token), several times faster than the fast tokenizer. SentencePiece and LLaMA's fast
   tokenizer disagree on text that starts with whitespace (SentencePiece adds the dummy prefix even there), so such
   segments go to the HF tokenizer. Before use, both are compared on an evenly spaced sample of the corpus's own
   segments plus fixed probes; any difference stops this backend (auto falls back to HF and says why).
-- `hf`: the fast tokenizer on `num_workers` processes through an ordered `imap` (output independent of the
+- `hf`: (the only one for a byte-level folder, which `auto` picks there) the fast tokenizer on `num_workers` processes through an ordered `imap` (output independent of the
   worker count).
 """
 

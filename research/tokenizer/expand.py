@@ -98,6 +98,7 @@ def check_sources(base: pb.ModelProto, cfg: TokenizerConfig) -> Reach:
     missing or unreadable file, a target the sources cannot reach. Seconds, before any slow work."""
     x = Expansion.start(base, cfg)
     for i, src in enumerate(cfg.sources):
+        sources.check_fits(src.kind, "sentencepiece", f"tokenizer.sources[{i}]", cfg.base_path)
         for path in src.paths:
             sources._readable(path, _key(cfg, i))
     return check_reachable(x)

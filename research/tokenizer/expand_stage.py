@@ -1,6 +1,8 @@
 """The expand_vocab stage (`python -m research.expand_vocab`): expand, export as an HF folder, measure.
 
-Writes to out_dir an HF tokenizer folder (tokenizer.model, tokenizer.json, configs), the candidate model
+The base's format picks the path (research/tokenizer/bytelevel.py: `base_format`): a byte-level BPE base (an HF
+folder with tokenizer.json and no tokenizer.model, or a tiktoken file) goes to research/tokenizer/bytelevel_stage.py;
+a SentencePiece BPE base is expanded here. For a SentencePiece base this stage writes to out_dir an HF tokenizer folder (tokenizer.model, tokenizer.json, configs), the candidate model
 when one was trained, config.yaml and summary.json (sizes, counts per source, compression per language,
 slow/fast/SentencePiece agreement).
 """
@@ -15,6 +17,7 @@ from research.atomic import atomic_dir
 from research.config.root import GraftConfig
 from research.config.tokenizer import TokenizerConfig
 from research.runinfo import write_run_files
+from research.tokenizer.bytelevel import base_format
 from research.tokenizer.compression import (
     compression_report,
     consistency_report,
@@ -32,6 +35,10 @@ log = logging.getLogger("graft.expand_vocab")
 def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     """Expand `tokenizer.base_path` into `out_dir`; return the summary's report."""
     tcfg = cfg.tokenizer
+    if base_format(tcfg.base_path) != "sentencepiece":
+        from research.tokenizer.bytelevel_stage import run as run_bytelevel
+
+        return run_bytelevel(cfg, raw)
     base = load_model(tcfg.base_path)
     # Read the eval texts up front: a missing file should fail before minutes of training.
     texts = {lang: read_eval_lines(path, tcfg.eval_max_chars, f"tokenizer.eval_texts.{lang}")

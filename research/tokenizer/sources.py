@@ -9,11 +9,15 @@ Before any slow work, expansion checks that the sources can reach the target (`r
 it reads the candidates of a kind that only reads files (seconds; the expansion then reuses them), and asks a
 kind whose candidates are slow to make (training a model) or that writes to its work folder for an upper bound on
 its number of candidates instead, registered with `@bound("<kind>")`.
+
+`train_sp` fits SentencePiece bases only and `train_bpe` (training text for continued BPE) byte-level bases only
+(`BASE_KINDS`, checked up front by each path); `wordlist` and `pieces_jsonl` fit both.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -31,17 +35,31 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Source = Callable[["SourceConfig", str, "TokenizerConfig", Path], Iterable[str]]
-"""(source config, its key for messages, the tokenizer config, a work folder) -> candidate pieces in order."""
+"""(source config, its key for messages, the tokenizer config, a work folder) -> candidate pieces in order (for
+`train_bpe`: its training text, from which research/tokenizer/continued_bpe.py learns merges)."""
 SOURCES: Registry = Registry("tokenizer source kind")
 """kind -> source, in registration order."""
 register = SOURCES.register
 BOUNDS: Registry = Registry("candidate bound of tokenizer source kind")
 """kind -> the most candidates a source of that kind can give, for kinds too slow to enumerate up front."""
+BASE_KINDS = {"train_sp": "sentencepiece", "train_bpe": "bytelevel"}
+"""Source kinds that fit one kind of base only (research/tokenizer/bytelevel.py: `base_format`); the others fit both."""
+TEXT_KINDS = ("train_bpe",)
+"""Kinds whose items are training text lines rather than candidate pieces."""
 MAX_SP_PIECE_CHARS = 16
 """train_sp's max_sentencepiece_length: no trained candidate is longer."""
 
 
 bound = BOUNDS.register
+
+
+def check_fits(kind: str, base_format: str, key: str, base_path: str) -> None:
+    """A one-line GraftError when source `kind` cannot expand a base of `base_format`."""
+    needs = BASE_KINDS.get(kind)
+    if needs is not None and needs != base_format:
+        other = {"sentencepiece": "train_sp", "bytelevel": "train_bpe"}[base_format]
+        raise GraftError(f"{key}.kind={kind!r}: needs a {needs} base, and tokenizer.base_path={base_path!r} is "
+                         f"{base_format} (use kind {other})")
 
 
 def progress(**kw) -> tqdm:
@@ -210,3 +228,19 @@ def pieces_jsonl(src: SourceConfig, key: str, cfg: TokenizerConfig | None = None
                 if not isinstance(piece, str):
                     raise GraftError(f"{key}: {p}:{lineno}: field 'piece' missing or not a string")
                 yield piece
+
+
+@register("train_bpe")
+def train_bpe(src: SourceConfig, key: str, cfg: TokenizerConfig | None = None,
+              workdir: Path | None = None) -> Iterator[str]:
+    """Training text for continued BPE over a byte-level base (plain text or jsonl, as for train_sp): its non-blank
+    lines in file order, the first `max_sentences` of them when that is set. The merges are learned over the base's
+    segmentation of these lines (research/tokenizer/continued_bpe.py)."""
+    lines = training_lines(src, key)
+    return itertools.islice(lines, src.max_sentences) if src.max_sentences else lines
+
+
+@bound("train_bpe")
+def train_bpe_bound(src: SourceConfig) -> int:
+    """Each learned merge makes one new token, and at most vocab_size are learned."""
+    return src.vocab_size

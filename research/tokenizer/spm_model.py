@@ -23,7 +23,8 @@ def resolve_model_file(path: str | Path, key: str = "tokenizer.base_path") -> Pa
     if p.is_dir():
         p = p / "tokenizer.model"
         if not p.is_file():
-            raise GraftError(f"{key}={str(path)!r}: folder has no tokenizer.model (a SentencePiece model is needed)")
+            raise GraftError(f"{key}={str(path)!r}: folder has no tokenizer.model (SentencePiece) "
+                             "or tokenizer.json (byte-level BPE)")
     elif not p.is_file():
         raise GraftError(f"{key}={str(path)!r}: no such file or folder")
     return p

@@ -32,7 +32,7 @@ def candidates(s, workdir, seed=0):
 
 
 def test_every_kind_is_registered_once_in_order(monkeypatch):
-    assert list(SOURCES) == ["train_sp", "wordlist", "pieces_jsonl"]
+    assert list(SOURCES) == ["train_sp", "wordlist", "pieces_jsonl", "train_bpe"]
     assert (SOURCES["train_sp"], SOURCES["wordlist"], SOURCES["pieces_jsonl"]) == (train_sp, wordlist, pieces_jsonl)
     with pytest.raises(ValueError, match="tokenizer source kind 'wordlist' is registered twice"):
         register("wordlist")(lambda *a: [])
@@ -43,7 +43,7 @@ def test_every_kind_is_registered_once_in_order(monkeypatch):
     def fixed(s, key, cfg, workdir):
         return ["甲乙"]
 
-    assert list(sources.SOURCES) == ["train_sp", "wordlist", "pieces_jsonl", "fixed"]
+    assert list(sources.SOURCES) == ["train_sp", "wordlist", "pieces_jsonl", "train_bpe", "fixed"]
     assert SourceConfig(kind="fixed").kind == "fixed"
     SOURCES.pop("fixed")
     with pytest.raises(ConfigError, match="nope"):
