@@ -9,7 +9,7 @@ OUT ?= outputs/demo
 export TOKENIZERS_PARALLELISM ?= false
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test lint clean
+.PHONY: install demo demo-bytelevel test lint clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml requirements/no-deps.txt scripts/install_torch.sh
 # Every stage (demo inputs, expand_vocab, init_model, prepare_data, train on 2 processes, evaluate) and the report.
 demo: $(STAMP)
 	$(PY) -m research.pipeline experiment=demo run_root=$(OUT)
+
+# The same recipe on a byte-level BPE base: Tekken (Mistral-NeMo's tokenizer) and a tiny Mistral model.
+demo-bytelevel: $(STAMP)
+	$(PY) -m research.pipeline experiment=bytelevel run_root=outputs/bytelevel
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from research.errors import check
+from research.model.families import FAMILIES, WINDOWED  # light: names only
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -10,8 +11,12 @@ DTYPES = ("float32", "bfloat16", "float16")
 @dataclass
 class ModelConfig:
     name: str = "tiny"
+    family: str = "llama"
+    """What a model built from this config is: a name in research.model.families.FAMILIES (llama, mistral, qwen2),
+    the transformers model_type. A folder at `path` is whatever its config.json says (docs/models.md)."""
     path: str | None = None
-    """An HF LlamaForCausalLM folder. When null, a model is built from the fields below (random weights)."""
+    """An HF causal-LM folder of a known family (safetensors). When null, a model of `family` is built from the
+    fields below (random weights)."""
     vocab_size: int = 32000
     hidden_size: int = 64
     intermediate_size: int = 172
@@ -22,6 +27,8 @@ class ModelConfig:
     rms_norm_eps: float = 1.0e-5
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = False
+    sliding_window: int | None = None
+    """mistral only: attend to at most this many previous tokens (null: full causal attention)."""
     initializer_range: float = 0.02
     dtype: str = "float32"
     """Weights are saved in this dtype."""
@@ -32,6 +39,11 @@ class ModelConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check(self.family in FAMILIES, "model.family", self.family, f"unknown family; known: {', '.join(FAMILIES)}")
+        check(self.sliding_window is None or self.family in WINDOWED, "model.sliding_window", self.sliding_window,
+              f"only the {', '.join(WINDOWED)} family has a sliding window (model.family={self.family})")
+        check(self.sliding_window is None or self.sliding_window > 0, "model.sliding_window", self.sliding_window,
+              "must be positive (or null)")
         for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                     "num_attention_heads", "num_key_value_heads", "max_position_embeddings"):
             value = getattr(self, key)

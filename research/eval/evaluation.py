@@ -58,7 +58,10 @@ def load_model(ecfg, device):
         vocab_size = getattr(getattr(config, "get_text_config", lambda: config)(), "vocab_size", None)
         if vocab_size:  # before the weights load: a mismatch fails in seconds, whatever the model's size
             check_tokenizer_fits(tokenizer, int(vocab_size), ecfg)
-        model = AutoModelForCausalLM.from_pretrained(ecfg.model_path, torch_dtype=getattr(torch, ecfg.dtype),
+        # Any family transformers knows (llama, mistral, qwen2, ...: the folder's config.json decides); weights from
+        # safetensors only, as check_folder checked them: a folder of pickled weights is refused, never unpickled.
+        model = AutoModelForCausalLM.from_pretrained(ecfg.model_path, config=config,
+                                                     torch_dtype=getattr(torch, ecfg.dtype), use_safetensors=True,
                                                      trust_remote_code=False)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -1,4 +1,5 @@
-"""Resize a LlamaForCausalLM to an expanded tokenizer and fill the new rows with an init strategy."""
+"""Resize a causal LM of a known family (llama, mistral, qwen2: research/model/families.py) to an expanded tokenizer
+and fill the new rows with an init strategy."""
 
 import torch
 
@@ -27,6 +28,8 @@ def resize_and_init(model, new_size: int, splits: list[Split], cfg: InitConfig) 
     base_head = None if tied or head is None else head.weight.detach().clone()
 
     model.resize_token_embeddings(new_size, mean_resizing=False)
+    if tied and head is not None and model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+        raise AssertionError("resizing untied the tied input and output embeddings")
     matrices = {"embed_tokens": (model.get_input_embeddings().weight, base_emb)}
     if base_head is not None:
         matrices["lm_head"] = (model.get_output_embeddings().weight, base_head)

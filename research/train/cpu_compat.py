@@ -60,4 +60,31 @@ def apply() -> None:
     from colossalai.pipeline import p2p
 
     p2p._check_for_nccl_hccl_backend = lambda group: False
+    _unshare_tied_tensors()
     _applied = True
+
+
+def _unshare_tied_tensors() -> None:
+    """Upstream: checkpoint_io's save_state_dict moves each tensor to the CPU (`x.data.cpu()`) and hands the dict
+    to safetensors. On a GPU that makes one copy per key; on CPU `.cpu()` returns the tensor itself, so the two keys
+    of tied embeddings (embed_tokens.weight, lm_head.weight) share memory and safetensors refuses the file
+    (RuntimeError at the first checkpoint). Give every key after the first of a storage its own copy, as a GPU
+    run's files have."""
+    from colossalai.checkpoint_io import general_checkpoint_io, hybrid_parallel_checkpoint_io, utils
+
+    original = utils.save_state_dict
+
+    def save_state_dict(state_dict: dict, checkpoint_file_path: str, use_safetensors: bool) -> None:
+        if use_safetensors:
+            seen, copy = set(), {}
+            for key, value in state_dict.items():
+                if torch.is_tensor(value):
+                    ptr = value.data.untyped_storage().data_ptr()
+                    value = value.detach().clone() if ptr in seen else value
+                    seen.add(ptr)
+                copy[key] = value
+            state_dict = copy
+        original(state_dict, checkpoint_file_path, use_safetensors)
+
+    for module in (utils, general_checkpoint_io, hybrid_parallel_checkpoint_io):
+        module.save_state_dict = save_state_dict

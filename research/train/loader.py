@@ -121,9 +121,9 @@ class RankSlice(torch.utils.data.Dataset):
 class Collator:
     """Stack packs; derive position ids, the per-document causal mask and per-token categories from doc_lens."""
 
-    def __init__(self, categories: list[str], doc_mask: bool, mask_dtype: torch.dtype):
+    def __init__(self, categories: list[str], doc_mask: bool, mask_dtype: torch.dtype, window: int | None = None):
         self.index = {c: i for i, c in enumerate(categories)}
-        self.doc_mask, self.mask_dtype = doc_mask, mask_dtype
+        self.doc_mask, self.mask_dtype, self.window = doc_mask, mask_dtype, window
 
     def __call__(self, rows: list[dict]) -> dict:
         input_ids = torch.tensor([r["input_ids"] for r in rows], dtype=torch.long)
@@ -149,18 +149,22 @@ class Collator:
                  "buckets": [r["bucket"] for r in rows]}
         if self.doc_mask:
             batch["position_ids"] = position
-            batch["attention_mask"] = doc_causal_mask(segment, self.mask_dtype)
+            batch["attention_mask"] = doc_causal_mask(segment, self.mask_dtype, self.window)
         return batch
 
 
-def doc_causal_mask(segment: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Additive [B, 1, L, L] mask (0 = attend, dtype min = blocked): causal and within one segment only.
+def doc_causal_mask(segment: torch.Tensor, dtype: torch.dtype, window: int | None = None) -> torch.Tensor:
+    """Additive [B, 1, L, L] mask (0 = attend, dtype min = blocked): causal and within one segment only, and with
+    `window` (a sliding-window model: Mistral) to the `window` most recent positions, the query's own included.
 
     Additive rather than boolean because both transformers' eager/SDPA paths and colossalai's sharded attention
-    add it to the scores.
+    add it to the scores. transformers uses a 4-D mask as given, without the model's own sliding window, so the
+    window must be part of it (the mask it builds itself attends to key j from query i iff i - window < j <= i).
     """
     L = segment.shape[1]
     causal = torch.ones(L, L, dtype=torch.bool).tril()
+    if window is not None:
+        causal &= ~torch.ones(L, L, dtype=torch.bool).tril(-window)
     allowed = (segment[:, :, None] == segment[:, None, :]) & causal
     mask = torch.zeros(allowed.shape, dtype=dtype)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)

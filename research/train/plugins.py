@@ -19,16 +19,18 @@ from research.config.plugin import (
 )
 from research.config.train import TrainConfig
 from research.errors import GraftError
+from research.model.families import FAMILIES, architecture, family_of
 
 
 @singledispatch
-def build_plugin(p: PluginConfig, t: TrainConfig, needs_unused: bool):
-    """The Booster plugin for config `p`; `needs_unused`: some stage freezes parameters (they get no gradient)."""
+def build_plugin(p: PluginConfig, t: TrainConfig, needs_unused: bool, model_config=None):
+    """The Booster plugin for config `p`; `needs_unused`: some stage freezes parameters (they get no gradient);
+    `model_config`: the model's transformers config (hybrid picks a shardformer policy by it)."""
     raise GraftError(f"plugin={p.name!r}: no builder for {type(p).__name__} in research.train.plugins")
 
 
 @build_plugin.register
-def _ddp(p: DdpPluginConfig, t: TrainConfig, needs_unused: bool):
+def _ddp(p: DdpPluginConfig, t: TrainConfig, needs_unused: bool, model_config=None):
     from colossalai.booster.plugin import TorchDDPPlugin
 
     unused = needs_unused if p.find_unused_parameters is None else p.find_unused_parameters
@@ -37,7 +39,7 @@ def _ddp(p: DdpPluginConfig, t: TrainConfig, needs_unused: bool):
 
 
 @build_plugin.register
-def _zero(p: ZeroPluginConfig, t: TrainConfig, needs_unused: bool):
+def _zero(p: ZeroPluginConfig, t: TrainConfig, needs_unused: bool, model_config=None):
     from colossalai.booster.plugin import LowLevelZeroPlugin
 
     # Overlapping reductions needs a second CUDA stream; on CPU there is one stream, so it is off there.
@@ -54,7 +56,7 @@ def _gemini_needs_cuda(p: PluginConfig) -> None:
 
 
 @build_plugin.register
-def _gemini(p: GeminiBaseConfig, t: TrainConfig, needs_unused: bool):
+def _gemini(p: GeminiBaseConfig, t: TrainConfig, needs_unused: bool, model_config=None):
     _gemini_needs_cuda(p)
     from colossalai.booster.plugin import GeminiPlugin
 
@@ -66,12 +68,14 @@ def _gemini(p: GeminiBaseConfig, t: TrainConfig, needs_unused: bool):
 
 
 @build_plugin.register
-def _hybrid(p: HybridPluginConfig, t: TrainConfig, needs_unused: bool):
+def _hybrid(p: HybridPluginConfig, t: TrainConfig, needs_unused: bool, model_config=None):
     from colossalai.booster.plugin import HybridParallelPlugin
 
-    kw = {}
+    from research.train.shard_policies import custom_policy
+
+    kw = {"custom_policy": custom_policy(model_config, p.tp_size)} if model_config is not None else {}
     if p.sp_size > 1 or p.sp_mode is not None:
-        kw = {"enable_sequence_parallelism": True, "sequence_parallelism_mode": p.sp_mode or "all_to_all"}
+        kw.update(enable_sequence_parallelism=True, sequence_parallelism_mode=p.sp_mode or "all_to_all")
     if p.pp_size > 1:
         # One step's batch per data-parallel rank (micro_batch_size x grad_accum packs) goes through the pipeline
         # as its micro-batches; by default the same micro-batches a non-pipelined run accumulates.
@@ -169,6 +173,43 @@ def check_plugin(p: PluginConfig, world_size: int, vocab_size: int, fused_ce: bo
     if tp > 1 and fused_ce:
         raise GraftError("model.fused_ce=true with plugin.tp_size>1: the fused loss needs the whole lm_head "
                          "(use ddp or zero2, or fused_ce=false)")
+
+
+def causal_lm_class(config) -> str | None:
+    """The full name (module.Class) of the class AutoModelForCausalLM builds for `config`, as colossalai's
+    shardformer keys its policies; None when transformers has no causal LM for its model_type."""
+    from transformers.models.auto.configuration_auto import model_type_to_module_name
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(getattr(config, "model_type", None))
+    if name is None:
+        return None
+    module = model_type_to_module_name(config.model_type)
+    return f"transformers.models.{module}.modeling_{module}.{name}"
+
+
+def check_architecture(p: PluginConfig, config, where: str) -> None:
+    """The model's architecture against the plugin and Graft, from its config alone (before any process group):
+    hybrid needs a shardformer policy for its class; training needs a known family (research.model.families);
+    the parts of hybrid that colossalai 0.5.0 gets wrong for a family are refused (docs/models.md)."""
+    arch = architecture(config)
+    if isinstance(p, HybridPluginConfig):
+        from colossalai.shardformer.policies.auto_policy import _POLICY_LIST
+
+        full = causal_lm_class(config)
+        if full is None or full not in _POLICY_LIST:
+            known = getattr(config, "model_type", None) in FAMILIES
+            raise GraftError(f"plugin=hybrid: colossalai 0.5.0's shardformer has no policy for {arch} ({where}), so it "
+                             "cannot be tensor-, pipeline- or sequence-parallel; use plugin=ddp or plugin=zero2"
+                             + ("" if known else f" with a family Graft trains ({', '.join(FAMILIES)})"))
+    family = family_of(config, where)
+    if not isinstance(p, HybridPluginConfig):
+        return
+    if p.sp_size > 1 and family != "llama":
+        # Mistral's policy switches sequence parallelism off with a warning; Qwen2's replaces attention with its
+        # own, which reads the per-document mask as a padding mask.
+        raise GraftError(f"plugin.sp_size={p.sp_size}: sequence parallelism is supported for the llama family only "
+                         f"({arch} at {where}: colossalai 0.5.0 ignores it or drops the document mask); use sp_size=1")
 
 
 def data_parallel(plugin) -> tuple:

@@ -2,7 +2,8 @@
 
 MFU = achieved model FLOP/s / (peak FLOP/s per device x devices), with model FLOPs per token
     6 * N + 12 * n_layers * hidden * seq_len
-(PaLM, appendix B): 6N for the forward and backward matmuls over N non-embedding-lookup parameters, plus the
+(PaLM, appendix B): 6N for the forward and backward matmuls over N non-embedding-lookup parameters (with tied
+embeddings the one matrix is also the output projection, so N keeps it), plus the
 attention scores and values (QK^T and AV, forward and backward) at full sequence length. Recomputation from
 gradient checkpointing is not counted, so MFU stays comparable across that switch.
 """
@@ -37,7 +38,10 @@ def peak_flops(configured: float) -> float | None:
 
 
 def flops_per_token(model_config, num_params: int, seq_len: int) -> float:
-    embedding = model_config.vocab_size * model_config.hidden_size  # a lookup, not a matmul
+    """PaLM's model FLOPs per token. `num_params` counts a tied matrix once (named_parameters does); the embedding
+    lookup is left out of N only when untied: tied, that one matrix is also the lm_head, a real matmul."""
+    tied = bool(getattr(model_config, "tie_word_embeddings", False))
+    embedding = 0 if tied else model_config.vocab_size * model_config.hidden_size  # a lookup, not a matmul
     return 6 * (num_params - embedding) + 12 * model_config.num_hidden_layers * model_config.hidden_size * seq_len
 
 

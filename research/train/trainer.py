@@ -33,12 +33,14 @@ from research.config.schedule import StageConfig
 from research.config.train import TrainConfig
 from research.contracts import TOKENIZER_FILES, sha256_file
 from research.errors import GraftError
+from research.model.families import attention_window
 from research.runinfo import write_run_files
 from research.train import checkpoint as ckpt
 from research.train import loader as D
 from research.train.interrupts import Interrupted, StopSignals, exit_status
 from research.train.plugins import (
     build_plugin,
+    check_architecture,
     check_attention,
     check_pipeline,
     check_plugin,
@@ -51,7 +53,7 @@ from research.train.step_metrics import MetricsLog, flops_per_token, peak_flops,
 from research.train.token_loss import PipelineLoss, accumulate, defer_lm_head, enable_fused_ce, forward_loss
 
 if TYPE_CHECKING:
-    from transformers import LlamaConfig
+    from transformers import PretrainedConfig
 
 log = logging.getLogger("graft")
 MASK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -70,7 +72,10 @@ class Plan:
     plugin: PluginConfig
     folder: Path | None
     """The HF model folder; None in benchmark mode (a random model from the `model` group)."""
-    model_config: "LlamaConfig"
+    window: int | None
+    """The model's sliding attention window within the packs (None: full causal), folded into the document mask."""
+    model_config: "PretrainedConfig"
+    """The model's transformers config (a family of research.model.families)."""
     manifest: contracts.Manifest
     streams: list
     stages: list[Stage]
@@ -116,6 +121,8 @@ class Built:
     fused: bool
     """The forward computes the fused loss (or, pipelined, the last stage's criterion does)."""
     num_params: int
+    sizes: dict
+    """name -> numel of every parameter of the model before boosting (a tied matrix once, as embed_tokens)."""
     dp_rank: int
     dp_group: object
     pp_group: object
@@ -184,38 +191,48 @@ def check(cfg: GraftConfig, raw: DictConfig) -> Plan:
     t = cfg.train
     rank, world = _env_world()
     folder, mc = _model_config(cfg)
-    p = _checked_plugin(cfg, world, mc)
+    p = _checked_plugin(cfg, world, mc, folder)
     dp_size = world // math.prod(p.mesh().values())
     manifest, buckets, stage_cfgs = _data(cfg, rank, dp_size, mc)
     if not t.benchmark:
         _check_vocab(manifest, buckets, folder, mc)
+    window = attention_window(mc, manifest.max_length, _where(cfg, folder))
     global_batch = t.micro_batch_size * t.grad_accum * dp_size
     streams, stages = _stages(stage_cfgs, buckets, manifest, t.seed, global_batch)
     schedule = Schedule(stages, t.lr)
     end_step = min(schedule.total_steps, t.max_steps) if t.max_steps else schedule.total_steps
     options = {f.name: getattr(p, f.name) for f in fields(p)}
     fingerprint = {
+        # the shape, then the family and tying (same-shaped families load each other's weights without a word)
         "model": {k: getattr(mc, k) for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                                              "num_attention_heads", "num_key_value_heads")},
+                                              "num_attention_heads", "num_key_value_heads", "model_type",
+                                              "tie_word_embeddings")},
         "plugin": {k: options.get(k) for k in FINGERPRINT_PLUGIN_KEYS},
         "world_size": world, "global_batch": global_batch, "max_length": manifest.max_length,
         "stages": [[s.config.name, s.steps] for s in stages],
     }
     record = ckpt.run_record(raw, manifest.raw)
     resume_from = _resume_or_clear(cfg, rank, fingerprint, record)
-    return Plan(cfg, raw, rank, world, p, folder, mc, manifest, streams, stages, schedule, end_step, fingerprint,
+    return Plan(cfg, raw, rank, world, p, folder, window, mc, manifest, streams, stages, schedule, end_step, fingerprint,
                 record, resume_from)
 
 
-def _checked_plugin(cfg: GraftConfig, world: int, mc) -> PluginConfig:
-    """The plugin config, checked against the world and the model, with hybrid's vocabulary multiple decided."""
+def _checked_plugin(cfg: GraftConfig, world: int, mc, folder: Path | None) -> PluginConfig:
+    """The plugin config, checked against the world and the model (its architecture first: a family the plugin
+    cannot shard, or Graft cannot train), with hybrid's vocabulary multiple decided."""
     p, t = cfg.plugin, cfg.train
+    check_architecture(p, mc, _where(cfg, folder))
     check_plugin(p, world, mc.vocab_size, cfg.model.fused_ce)
     check_pipeline(p, t, mc.num_hidden_layers)
     check_attention(p, t)
     if isinstance(p, HybridPluginConfig):
         p = replace(p, make_vocab_size_divisible_by=vocab_multiple(p, mc.vocab_size))
     return p
+
+
+def _where(cfg: GraftConfig, folder: Path | None) -> str:
+    """Where the model's config comes from, for messages: the folder's config.json, or the `model` group."""
+    return str(folder / "config.json") if folder is not None else f"model.family={cfg.model.family}"
 
 
 def _data(cfg: GraftConfig, rank: int, dp_size: int, mc) -> tuple:
@@ -278,26 +295,18 @@ def _env_world() -> tuple:
 
 
 def _model_config(cfg: GraftConfig):
-    """(model folder or None, LlamaConfig): the folder at paths.model, or in benchmark mode the `model` group."""
-    from transformers import LlamaConfig
+    """(model folder or None, its transformers config): the folder at paths.model (config.json read, no remote
+    code; its family is checked with the plugin, in _checked_plugin), or in benchmark mode the `model` group's."""
+    from research.model.build import model_config, read_config
 
     folder = Path(cfg.paths.model)
     if (folder / "config.json").is_file():
         _check_model_files(folder)
-        try:
-            return folder, LlamaConfig.from_pretrained(str(folder))
-        except (OSError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise GraftError(f"paths.model={str(folder)!r}: config.json: not a readable model config ({first})") from None
+        return folder, read_config(folder, "paths.model")
     if not cfg.train.benchmark:
         raise GraftError(f"paths.model={str(folder)!r}: no HF model folder there (config.json missing; "
                          "run python -m research.init_model)")
-    m = cfg.model
-    return None, LlamaConfig(vocab_size=m.vocab_size, hidden_size=m.hidden_size, intermediate_size=m.intermediate_size,
-                             num_hidden_layers=m.num_hidden_layers, num_attention_heads=m.num_attention_heads,
-                             num_key_value_heads=m.num_key_value_heads, rms_norm_eps=m.rms_norm_eps,
-                             max_position_embeddings=m.max_position_embeddings, rope_theta=m.rope_theta,
-                             tie_word_embeddings=m.tie_word_embeddings)
+    return None, model_config(cfg.model)
 
 
 def _check_model_files(folder: Path) -> None:
@@ -350,9 +359,11 @@ def build(plan: Plan) -> Built:
         cpu_compat.apply()
     colossalai.launch_from_torch(backend="nccl" if torch.cuda.is_available() else "gloo", seed=t.seed, verbose=False)
     model, fused = _model(plan)
-    num_params = sum(q.numel() for q in model.parameters())
+    sizes = {name: q.numel() for name, q in model.named_parameters()}
+    num_params = sum(sizes.values())
     optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr, betas=tuple(t.betas), eps=t.eps)
-    plugin = build_plugin(p, t, needs_unused=any(s.config.freeze != "full" for s in plan.stages))
+    plugin = build_plugin(p, t, needs_unused=any(s.config.freeze != "full" for s in plan.stages),
+                          model_config=plan.model_config)
     # TorchDDPPlugin leaves mixed precision to the Booster; the other plugins take train.precision themselves.
     amp = {"bf16": "bf16", "fp16": "fp16"}.get(t.precision) if p.name == "ddp" else None
     booster = Booster(plugin=plugin, mixed_precision=amp)
@@ -361,19 +372,25 @@ def build(plan: Plan) -> Built:
     if dp_size != plan.dp_size:
         raise GraftError(f"data-parallel size {dp_size} differs from the expected {plan.dp_size}")
     head = defer_lm_head(model.unwrap()) if fused and plan.pipelined and plugin.stage_manager.is_last_stage() else None
-    return Built(booster, model, optimizer, fused, num_params, dp_rank, getattr(plugin, "dp_group", None),
+    return Built(booster, model, optimizer, fused, num_params, sizes, dp_rank, getattr(plugin, "dp_group", None),
                  plugin.pp_group if plan.pipelined else None, head,
                  pipeline_microbatches(p, t)[0] if plan.pipelined else 0)
 
 
 def _model(plan: Plan) -> tuple:
-    """(the model before boosting, whether its loss is the fused one)."""
-    from transformers import LlamaForCausalLM
+    """(the model before boosting, whether its loss is the fused one). SDPA attention always: it takes the additive
+    per-document mask as given on every path (colossalai's pipelined Qwen2 forward inverts a 4-D mask under eager)."""
+    from transformers import AutoModelForCausalLM
 
     cfg, folder = plan.cfg, plan.folder
     torch.manual_seed(cfg.train.seed)
-    model = (LlamaForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32) if folder
-             else LlamaForCausalLM(plan.model_config))
+    if folder is not None:
+        model = AutoModelForCausalLM.from_pretrained(str(folder), config=plan.model_config, torch_dtype=torch.float32,
+                                                     use_safetensors=True, trust_remote_code=False,
+                                                     attn_implementation="sdpa")
+    else:
+        model = AutoModelForCausalLM.from_config(plan.model_config, torch_dtype=torch.float32,
+                                                 attn_implementation="sdpa")
     # Pipelined, the last stage's criterion computes the fused loss (set up after boost); otherwise the forward does.
     fused = cfg.model.fused_ce and (plan.pipelined or enable_fused_ce(model, cfg.model.fused_ce_impl))
     if cfg.train.gradient_checkpointing:
@@ -466,32 +483,36 @@ def stop_run(plan: Plan, monitor: Monitor, stop: Interrupted) -> int:
     return exit_status(stop.signum)
 
 
-def apply_freeze(model: torch.nn.Module, policy: str) -> int:
+def trains(name: str, policy: str) -> bool:
+    """Whether parameter `name` trains under a stage's freeze policy (embeddings_only: the input embeddings and
+    lm_head, which are one parameter when tied)."""
+    return policy == "full" or "embed_tokens" in name or "lm_head" in name
+
+
+def apply_freeze(model: torch.nn.Module, policy: str, sizes: dict | None = None) -> int:
     """Set requires_grad by the stage's policy; return the number of trainable parameters.
 
     Frozen parameters get no gradient, so AdamW neither decays nor updates them and creates no state for them;
     parameters that train in consecutive stages keep their optimizer state (one optimizer for the whole run).
+    The count is over `sizes` (name -> numel of the whole model before boosting, a tied matrix once) when given, so
+    that it means the same under every plugin (tensor-parallel ranks hold shards, pipeline stages some layers, and
+    a pipeline's last stage a synchronised copy of tied embeddings); else over `model`'s own parameters.
     """
     n = 0
     for name, p in model.named_parameters():
-        train = policy == "full" or "embed_tokens" in name or "lm_head" in name
-        p.requires_grad_(train)
-        n += p.numel() if train else 0
-    return n
+        p.requires_grad_(trains(name, policy))
+        n += p.numel() if trains(name, policy) else 0
+    return n if sizes is None else sum(size for name, size in sizes.items() if trains(name, policy))
 
 
 def enter_stage(plan: Plan, built: Built, progress: Progress, stage: Stage) -> Feed:
     """Freeze by the stage's policy and open its batches from the current position to its last step in this run."""
     t = plan.t
-    trainable = apply_freeze(built.model.unwrap(), stage.config.freeze)
-    if built.pp_group is not None:  # each pipeline stage holds (and counts) only its own layers
-        held = torch.tensor(trainable, dtype=torch.int64)
-        dist.all_reduce(held, group=built.pp_group)
-        trainable = int(held)
+    trainable = apply_freeze(built.model.unwrap(), stage.config.freeze, built.sizes)
     n_steps = min(stage.end, plan.end_step) - progress.step
     dataset = D.RankSlice(plan.streams[stage.index], progress.position, n_steps, t.micro_batch_size, t.grad_accum,
                           plan.dp_size, built.dp_rank)
-    collate = D.Collator(plan.manifest.categories, t.doc_mask, MASK_DTYPES[t.precision])
+    collate = D.Collator(plan.manifest.categories, t.doc_mask, MASK_DTYPES[t.precision], plan.window)
     # Pipelined, one loader batch is a whole step (the schedule splits it into micro-batches).
     loader = torch.utils.data.DataLoader(dataset, shuffle=False, collate_fn=collate,
                                          batch_size=t.micro_batch_size * (t.grad_accum if plan.pipelined else 1),

@@ -24,6 +24,10 @@ class Fault(NamedTuple):
 BAD, KILL = "bad input", "kill point"
 
 FAULTS = [
+    # demo_inputs
+    Fault("demo_inputs", BAD, "a base model without one row per base token (Tekken with model.vocab_size=32000)",
+          "one line naming model.vocab_size and the tokenizer's size",
+          "tests/test_pipeline_bytelevel.py::test_demo_inputs_refuses_a_base_model_without_a_row_per_tekken_token"),
     # expand_vocab
     Fault("expand_vocab", BAD, "base tokenizer path does not exist", "one line naming tokenizer.base_path",
           "tests/test_expand_vocab.py::test_missing_base_path"),
@@ -35,6 +39,13 @@ FAULTS = [
           "tests/test_expand_vocab.py::test_corrupt_jsonl_cli"),
     Fault("expand_vocab", BAD, "error in a later line of the training text", "one line naming file:line and the reason",
           "tests/tokenizer/test_sources.py::test_train_sp_keeps_the_message_of_an_error_after_the_first_line"),
+    Fault("expand_vocab", BAD, "a tokenizer.json whose model is WordPiece or Unigram, or a byte-level BPE without a "
+          "pre-tokenizer", "one line naming the file and the reason",
+          "tests/test_expand_vocab.py::test_bad_bytelevel_base_is_one_line"),
+    Fault("expand_vocab", BAD, "a SentencePiece Unigram model as the base", "one line naming the file and its model type",
+          "tests/test_expand_vocab.py::test_unigram_sentencepiece_base_is_one_line"),
+    Fault("expand_vocab", BAD, "a byte-level source (train_bpe) on a SentencePiece base", "one line naming the source",
+          "tests/test_expand_vocab.py::test_train_bpe_on_a_sentencepiece_base_is_one_line"),
     Fault("expand_vocab", BAD, "target the sources cannot reach (5,000,000)", "one line within seconds, no temporary folder",
           "tests/test_expand_vocab.py::test_unreachable_target_fails_in_seconds_leaving_nothing"),
     Fault("expand_vocab", BAD, "a failing rerun over an existing output", "the previous output stays as it was",
@@ -118,6 +129,11 @@ FAULTS = [
           "tests/train/test_interrupts.py::test_sigkill_of_every_process_at_once_resumes_from_the_last_checkpoint_bit_exact"),
     Fault("train", KILL, "Ctrl-C (SIGINT) under torchrun", "checkpoint at the next step, one line, resume",
           "tests/train/test_interrupts.py::test_sigint_under_torchrun_saves_the_step_and_resumes_bit_exact"),
+    Fault("train", BAD, "a model folder of a family Graft does not know, or one without a shardformer policy under "
+          "plugin=hybrid (Phi3)", "one line naming config.json (or plugin=hybrid) and the architecture",
+          "tests/train/test_family_runs.py::test_architecture_refusals_before_the_process_group"),
+    Fault("train", KILL, "SIGKILL of rank 0 mid-run on Mistral (ddp) and tied Qwen2 (zero2), fused loss, doc mask",
+          "resume", "tests/train/test_family_runs.py::test_kill_resume_and_hybrid_match_uninterrupted"),
     # evaluate
     Fault("evaluate", BAD, "missing model folder, unknown dataset, bad values", "one line, exit 2",
           "tests/eval/test_evaluation.py::test_bad_input_is_one_line_exit_2"),
