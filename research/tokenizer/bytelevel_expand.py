@@ -13,7 +13,6 @@ import itertools
 import logging
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from research.config.tokenizer import TokenizerConfig
@@ -21,6 +20,7 @@ from research.errors import GraftError
 from research.tokenizer import sources
 from research.tokenizer.bytelevel import ByteLevelBase
 from research.tokenizer.continued_bpe import Growth, base_words, learn, plan_word
+from research.tokenizer.expand import Reach  # the same record for both kinds of base
 from research.tokenizer.script import in_script, invalid_reason
 
 log = logging.getLogger(__name__)
@@ -28,21 +28,7 @@ WORD_BATCH = 4096
 """Candidate words segmented by the base per `encode_batch` call."""
 
 
-def _key(cfg: TokenizerConfig, i: int) -> str:
-    return f"tokenizer.sources[{i}] ({cfg.sources[i].kind})"
 
-
-def _items(cfg: TokenizerConfig, i: int, workdir: Path):
-    src = cfg.sources[i]
-    return sources.SOURCES[src.kind](src, _key(cfg, i), cfg, workdir)
-
-
-@dataclass
-class Reach:
-    """What `check_sources` found: the new tokens needed, the bound per source looked at, the words it read."""
-    needed: int
-    bounds: dict[int, int] = field(default_factory=dict)
-    candidates: dict[int, list[str]] = field(default_factory=dict)
 
 
 def text_reason(word: str, cfg: TokenizerConfig) -> str | None:
@@ -81,7 +67,7 @@ def check_sources(base: ByteLevelBase, cfg: TokenizerConfig) -> Reach:
     for i, src in enumerate(cfg.sources):
         sources.check_fits(src.kind, "bytelevel", f"tokenizer.sources[{i}]", cfg.base_path)
         for path in src.paths:
-            sources._readable(path, _key(cfg, i))
+            sources._readable(path, sources.source_key(cfg, i))
     reach = Reach(needed=cfg.final_size - base.size)
     total = 0
     for i, src in enumerate(cfg.sources):
@@ -91,7 +77,7 @@ def check_sources(base: ByteLevelBase, cfg: TokenizerConfig) -> Reach:
             bound = sources.BOUNDS[src.kind](src)
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                reach.candidates[i] = list(_items(cfg, i, Path(tmp)))
+                reach.candidates[i] = list(sources.source_items(cfg, i, Path(tmp)))
             bound = words_bound(reach.candidates[i], cfg)
         reach.bounds[i] = min(bound, src.max_pieces) if src.max_pieces else bound
         total += reach.bounds[i]
@@ -140,8 +126,8 @@ def expand(base: ByteLevelBase, cfg: TokenizerConfig, reach: Reach, workdir: Pat
 def from_text(base: ByteLevelBase, growth: Growth, cfg: TokenizerConfig, i: int, workdir: Path,
               limit: int) -> Counter:
     """Learn up to `limit` (and the source's vocab_size) merges from a train_bpe source's text."""
-    src, key = cfg.sources[i], _key(cfg, i)
-    words = base_words(base.tokenizer, _items(cfg, i, workdir), base.added)
+    src, key = cfg.sources[i], sources.source_key(cfg, i)
+    words = base_words(base.tokenizer, sources.source_items(cfg, i, workdir), base.added)
     if not words:
         raise GraftError(f"{key}: no text in {list(src.paths)} that a new merge could apply to")
     log.info("%s: %d word types of two or more base tokens", key, len(words))
@@ -156,10 +142,11 @@ def from_words(base: ByteLevelBase, growth: Growth, cfg: TokenizerConfig, i: int
                workdir: Path, limit: int) -> Counter:
     """Make tokens of a word source's words in order while there is room (at most `limit` new tokens)."""
     counts: Counter = Counter()
-    items = iter(_items(cfg, i, workdir) if words is None else words)
+    items = iter(sources.source_items(cfg, i, workdir) if words is None else words)
     total = len(words) if words is not None else None
     start = len(growth.merges)
-    with sources.progress(total=total, desc=f"{_key(cfg, i)}: candidates tried", unit=" candidates") as bar:
+    with sources.progress(total=total, desc=f"{sources.source_key(cfg, i)}: candidates tried",
+                          unit=" candidates") as bar:
         while len(growth.merges) - start < limit and (batch := list(itertools.islice(items, WORD_BATCH))):
             reasons = [text_reason(w, cfg) for w in batch]
             passing = [w for w, r in zip(batch, reasons, strict=True) if r is None]

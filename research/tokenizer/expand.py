@@ -31,13 +31,6 @@ from research.tokenizer.spm_model import NORMAL, lowest_ordinary_score, merge_sc
 log = logging.getLogger(__name__)
 
 
-def _key(cfg: TokenizerConfig, i: int) -> str:
-    return f"tokenizer.sources[{i}] ({cfg.sources[i].kind})"
-
-
-def _candidates(cfg: TokenizerConfig, i: int, workdir: Path):
-    src = cfg.sources[i]
-    return sources.SOURCES[src.kind](src, _key(cfg, i), cfg, workdir)
 
 
 @dataclass
@@ -100,7 +93,7 @@ def check_sources(base: pb.ModelProto, cfg: TokenizerConfig) -> Reach:
     for i, src in enumerate(cfg.sources):
         sources.check_fits(src.kind, "sentencepiece", f"tokenizer.sources[{i}]", cfg.base_path)
         for path in src.paths:
-            sources._readable(path, _key(cfg, i))
+            sources._readable(path, sources.source_key(cfg, i))
     return check_reachable(x)
 
 
@@ -137,7 +130,7 @@ def source_bound(x: Expansion, i: int) -> tuple[int, list[str] | None]:
         total, pieces = n * most, None
     else:
         with tempfile.TemporaryDirectory() as tmp:  # for a kind that writes there (the built-in ones do not)
-            pieces = list(_candidates(cfg, i, Path(tmp)))
+            pieces = list(sources.source_items(cfg, i, Path(tmp)))
         total, most = pieces_bound(pieces, x)
     if src.max_pieces:
         total = min(total, src.max_pieces - 1 + most)
@@ -216,9 +209,10 @@ def add_from_source(x: Expansion, i: int, workdir: Path, pieces: list[str] | Non
     src = x.cfg.sources[i]
     counts: Counter = Counter()
     taken = 0
-    candidates = _candidates(x.cfg, i, workdir) if pieces is None else pieces
+    candidates = sources.source_items(x.cfg, i, workdir) if pieces is None else pieces
     total = len(candidates) if isinstance(candidates, list) else None
-    with sources.progress(total=total, desc=f"{_key(x.cfg, i)}: candidates tried", unit=" candidates") as bar:
+    with sources.progress(total=total, desc=f"{sources.source_key(x.cfg, i)}: candidates tried",
+                          unit=" candidates") as bar:
         for piece in candidates:
             if x.room <= 0 or (src.max_pieces and taken >= src.max_pieces):
                 break

@@ -244,3 +244,14 @@ def train_bpe(src: SourceConfig, key: str, cfg: TokenizerConfig | None = None,
 def train_bpe_bound(src: SourceConfig) -> int:
     """Each learned merge makes one new token, and at most vocab_size are learned."""
     return src.vocab_size
+
+
+def source_key(cfg, i: int) -> str:
+    """How errors and progress bars name source i: `tokenizer.sources[i] (kind)`."""
+    return f"tokenizer.sources[{i}] ({cfg.sources[i].kind})"
+
+
+def source_items(cfg, i: int, workdir: Path):
+    """Source i's candidates, from its registered kind (`workdir`: for a kind that writes there)."""
+    src = cfg.sources[i]
+    return SOURCES[src.kind](src, source_key(cfg, i), cfg, workdir)
