@@ -50,21 +50,26 @@ def sentencepiece_splits(tok_dir: Path, old_size: int):
     return len(expanded.pieces), base_splits(base.SerializeToString(), new_pieces)
 
 
-def bytelevel_new_splits(tok_dir: Path, old_size: int):
-    """(new size, splits) of a byte-level expansion: ids from `old_size` up are the new tokens."""
+def bytelevel_new_splits(tok_dir: Path, rows: int):
+    """(new size, base size, splits) of a byte-level expansion: ids from the base size up are the new tokens.
+
+    The base size is expand_vocab's `base_size` (summary.json), else the model's `rows`. A model may have more rows
+    than its base tokenizer has ids (Qwen2: 151,936 rows for 151,665 ids); the new tokens then take the padding rows
+    first (research/init/resize.py)."""
     from tokenizers import Tokenizer
 
     size = Tokenizer.from_file(str(tok_dir / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
-    if old_size > size:
-        raise GraftError(f"model has {old_size} embedding rows but the tokenizer at {tok_dir} has only {size} tokens")
     summary = tok_dir / "summary.json"  # expand_vocab's: the size of the base it expanded
     base_size = json.loads(summary.read_text(encoding="utf-8")).get("base_size") if summary.is_file() else None
-    if base_size is not None and base_size != old_size:
-        raise GraftError(f"model has {old_size} embedding rows but the tokenizer at {tok_dir} was expanded from a "
-                         f"base of {base_size} tokens (its summary.json); the rows must be that base's")
+    old_size = rows if base_size is None else base_size
+    if base_size is not None and base_size > rows:
+        raise GraftError(f"model has {rows} embedding rows but the tokenizer at {tok_dir} was expanded from a "
+                         f"base of {base_size} tokens (its summary.json); the model must have a row for each")
+    if old_size > size:
+        raise GraftError(f"model has {rows} embedding rows but the tokenizer at {tok_dir} has only {size} tokens")
     data = json.loads((tok_dir / "tokenizer.json").read_text(encoding="utf-8"))
     try:
-        return size, bytelevel_splits(data, old_size)
+        return size, old_size, bytelevel_splits(data, old_size)
     except ValueError as e:
         raise GraftError(f"paths.tokenizer={str(tok_dir)!r}: {e} (the model's {old_size} rows must be the base "
                          "vocabulary the tokenizer was expanded from)") from None
@@ -92,11 +97,12 @@ def main(cfg, raw):
     old_size = model.get_input_embeddings().weight.shape[0]
     if kind == "sentencepiece":
         new_size, splits = sentencepiece_splits(tok_dir, old_size)
+        base_size = old_size
         special = (0, 1, 2)  # <unk> (the expanded tokenizers' pad), <s>, </s> of the LLaMA / Mistral vocabulary
     else:
-        new_size, splits = bytelevel_new_splits(tok_dir, old_size)
+        new_size, base_size, splits = bytelevel_new_splits(tok_dir, old_size)
         special = special_token_ids(tok_dir)
-    stats = resize_and_init(model, new_size, splits, cfg.init)
+    stats = resize_and_init(model, new_size, splits, cfg.init, base_size=base_size)
     model.config.pad_token_id, model.config.bos_token_id, model.config.eos_token_id = special
     stats["tokenizer_kind"] = kind
     stats["split_pieces_mean"] = sum(len(s.ids) for s in splits) / max(len(splits), 1)

@@ -30,8 +30,8 @@ def test_bytelevel_splits_decompose_to_base_ids(tmp_path, small_inputs):
         assert s.piece == tok.id_to_token(i)
     # what init_model sees in the folder
     assert tokenizer_files(out) == ("bytelevel", ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"])
-    size, again = bytelevel_new_splits(out, base.size)
-    assert size == base.size + 150 and [s.ids for s in again] == [s.ids for s in splits]
+    size, base_size, again = bytelevel_new_splits(out, base.size)
+    assert size == base.size + 150 and base_size == base.size and [s.ids for s in again] == [s.ids for s in splits]
     assert special_token_ids(out) == (None, 0, 0)  # no pad; <|endoftext|> is both BOS and EOS
 
 

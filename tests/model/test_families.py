@@ -158,3 +158,26 @@ def test_qwen2_window_shorter_than_the_packs_is_refused():
     assert "m/config.json: sliding_window=16" in str(e.value) and "\n" not in str(e.value)
     config.sliding_window = 4096
     assert attention_window(config, 32, "m/config.json") is None
+
+
+@pytest.mark.parametrize("new_size", [70, 90])
+def test_new_tokens_take_the_padding_rows_of_a_padded_base_first(new_size):
+    """A Qwen2-style base whose embedding has more rows (80) than its tokenizer has ids (64): the new ids (64 on)
+    take the padding rows, and the matrix grows only past them; base rows bit-identical, strategies read base rows."""
+    from research.config.init import InitConfig
+    from research.init.resize import resize_and_init
+    from research.init.splits import Split
+
+    model = build_model(small("qwen2", tie_word_embeddings="true", vocab_size=80).model)
+    before = model.model.embed_tokens.weight.detach().clone()
+    splits = [Split(f"p{i}", [3], [3]) for i in range(new_size - 64)]
+    stats = resize_and_init(model, new_size, splits, InitConfig(strategy="mean_all"), base_size=64)
+    emb = model.model.embed_tokens.weight
+    assert emb.shape[0] == max(80, new_size) == model.config.vocab_size
+    taken = min(new_size, 80) - 64
+    assert stats["model_rows"] == {"before": 80, "after": max(80, new_size), "padding_rows_taken": taken}
+    assert torch.equal(emb[:64], before[:64])
+    mean = before[:64].double().mean(0).to(emb.dtype)  # the base rows' mean: padding rows are not averaged in
+    assert all(torch.equal(emb[i], mean) for i in range(64, new_size))
+    if new_size < 80:
+        assert torch.equal(emb[new_size:], before[new_size:])  # padding rows no token took stay as they were
