@@ -20,7 +20,7 @@ from research.errors import GraftError
 from research.tokenizer import sources
 from research.tokenizer.bytelevel import ByteLevelBase
 from research.tokenizer.continued_bpe import Growth, base_words, learn, plan_word
-from research.tokenizer.expand import Reach  # the same record for both kinds of base
+from research.tokenizer.expand import Reach, unreachable  # the same record and error for both kinds of base
 from research.tokenizer.script import in_script, invalid_reason
 
 log = logging.getLogger(__name__)
@@ -82,13 +82,7 @@ def check_sources(base: ByteLevelBase, cfg: TokenizerConfig) -> Reach:
         reach.bounds[i] = min(bound, src.max_pieces) if src.max_pieces else bound
         total += reach.bounds[i]
     if total < reach.needed:
-        per = "; ".join(f"sources[{i}] {cfg.sources[i].kind} {list(cfg.sources[i].paths)}: {b}"
-                        for i, b in reach.bounds.items())
-        size = f"{cfg.target_size}" + (f" (padded to {cfg.final_size})" if cfg.final_size != cfg.target_size else "")
-        raise GraftError(
-            f"tokenizer.target_size={size}: unreachable: it needs {reach.needed} new tokens over the base's "
-            f"{base.size}, and the sources can give at most {total} ({per}), {reach.needed - total} short of the "
-            "target; lower tokenizer.target_size, add a source or raise sources[].vocab_size")
+        raise unreachable(cfg, reach, total, base.size, "tokens")
     return reach
 
 

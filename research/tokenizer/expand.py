@@ -151,16 +151,20 @@ def check_reachable(x: Expansion) -> Reach:
         if pieces is not None:
             reach.candidates[i] = pieces
     if total < reach.needed:
-        per = "; ".join(f"sources[{i}] {cfg.sources[i].kind} {list(cfg.sources[i].paths)}: {b}"
-                        + (f" (vocab_size {cfg.sources[i].vocab_size})" if cfg.sources[i].kind in sources.BOUNDS
-                           else "")
-                        for i, b in reach.bounds.items())
-        size = f"{cfg.target_size}" + (f" (padded to {cfg.final_size})" if cfg.final_size != cfg.target_size else "")
-        raise GraftError(
-            f"tokenizer.target_size={size}: unreachable: it needs {reach.needed} new pieces over the base's "
-            f"{x.base_size}, and the sources can give at most {total} ({per}), {reach.needed - total} short of "
-            "the target; lower tokenizer.target_size, add a source or raise sources[].vocab_size")
+        raise unreachable(cfg, reach, total, x.base_size, "pieces")
     return reach
+
+
+def unreachable(cfg: TokenizerConfig, reach: Reach, total: int, base_size: int, unit: str) -> GraftError:
+    """The one-line error of a target the sources cannot reach (`total` < `reach.needed`), naming each bound."""
+    per = "; ".join(f"sources[{i}] {cfg.sources[i].kind} {list(cfg.sources[i].paths)}: {b}"
+                    + (f" (vocab_size {cfg.sources[i].vocab_size})" if cfg.sources[i].kind in sources.BOUNDS else "")
+                    for i, b in reach.bounds.items())
+    size = f"{cfg.target_size}" + (f" (padded to {cfg.final_size})" if cfg.final_size != cfg.target_size else "")
+    return GraftError(
+        f"tokenizer.target_size={size}: unreachable: it needs {reach.needed} new {unit} over the base's "
+        f"{base_size}, and the sources can give at most {total} ({per}), {reach.needed - total} short of "
+        "the target; lower tokenizer.target_size, add a source or raise sources[].vocab_size")
 
 
 def expand(base: pb.ModelProto, cfg: TokenizerConfig, workdir: Path,
