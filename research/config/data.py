@@ -15,6 +15,7 @@ NORMALIZATIONS = ("NFKC", "NFC", "none")
 MINHASH_IMPLS = ("numpy", "datasketch")
 SCORE_MODES = ("none", "threshold", "top_fraction")
 TOKENIZE_BACKENDS = ("auto", "sentencepiece", "hf")
+EXECUTORS = ("local", "slurm", "ray")
 
 
 @dataclass
@@ -106,6 +107,48 @@ class PackConfig:
     carry_over: bool = True
     """Move the chunks of each bucket's least-filled pack (fewer than max_length tokens) into the next bucket, so
     only the last bucket ends with a partly empty pack; false keeps buckets exactly bin-aligned (more padding)."""
+    window_packs: int = 256
+    """Best fit packs each bucket's documents, in corpus order, in windows of about this many packs' tokens
+    (memory is bounded by the window, not the bucket); the least-filled pack of a window moves on to the next
+    window, so only a bucket's last window can end partly empty. Each window is one Arrow file of the bucket."""
+
+
+@dataclass
+class SlurmConfig:
+    partition: str = ""
+    """Slurm partition (required with data.engine.executor=slurm)."""
+    time: str = "04:00:00"
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 2.0
+    qos: str = ""
+    sbatch_args: dict[str, str] = field(default_factory=dict)
+    """Extra `#SBATCH --key=value` lines."""
+    venv_path: str = ""
+    """A script sourced before each job (for example a venv's bin/activate)."""
+
+
+@dataclass
+class RayConfig:
+    address: str = ""
+    """Ray cluster to join ("auto", or host:port); empty starts a local Ray instance."""
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 2.0
+
+
+@dataclass
+class EngineConfig:
+    """How the sharded stages run: datatrove's executors (docs/apps/prepare_data.md#engine)."""
+
+    executor: str = "local"
+    """local (worker processes on this machine) | slurm (one job array per stage) | ray (tasks on a Ray cluster)."""
+    shard_mb: float = 4.0
+    """Input bytes per shard: large jsonl files are cut at line starts into shards of about this size."""
+    partitions: int = 16
+    """Hash partitions of the exact-dedup step (tasks of that stage)."""
+    keep_work: bool = False
+    """Keep the work folder (per-shard intermediate files and the executors' logs) after a successful run."""
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 @dataclass
@@ -117,10 +160,12 @@ class DataConfig:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     pack: PackConfig = field(default_factory=PackConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     max_length: int = 4096
     """Tokens per pack; longer documents are split into chunks (never cut off)."""
     num_workers: int = 2
-    """Tokenization parallelism: SentencePiece threads, or processes on the hf backend (1 = in-process)."""
+    """Tasks run at once: worker processes (local executor, 1 = in this process), Ray tasks, or Slurm array
+    tasks. The outputs do not depend on it."""
     allow_empty: bool = False
     """A category left with no records after read, clean, dedup and score stops the run before any output is
     written (false, the default), or is only a warning in the log and the manifest's `warnings` (true). An empty
@@ -166,6 +211,16 @@ class DataConfig:
         check(self.tokenize.backend in TOKENIZE_BACKENDS, "data.tokenize.backend", self.tokenize.backend,
               f"must be one of {TOKENIZE_BACKENDS}")
         check(self.tokenize.batch_size > 0, "data.tokenize.batch_size", self.tokenize.batch_size, "must be positive")
+        check(self.pack.window_packs >= 1, "data.pack.window_packs", self.pack.window_packs, "must be >= 1")
+        e = self.engine
+        check(e.executor in EXECUTORS, "data.engine.executor", e.executor, f"must be one of {EXECUTORS}")
+        check(e.shard_mb > 0, "data.engine.shard_mb", e.shard_mb, "must be positive")
+        check(e.partitions >= 1, "data.engine.partitions", e.partitions, "must be >= 1")
+        if e.executor == "slurm":
+            check(bool(e.slurm.partition), "data.engine.slurm.partition", e.slurm.partition,
+                  "must name a Slurm partition with data.engine.executor=slurm")
+        for key, v in (("slurm.cpus_per_task", e.slurm.cpus_per_task), ("ray.cpus_per_task", e.ray.cpus_per_task)):
+            check(v >= 1, f"data.engine.{key}", v, "must be >= 1")
         check(self.max_length >= 16, "data.max_length", self.max_length, "must be >= 16")
         check(self.num_workers > 0, "data.num_workers", self.num_workers, "must be positive")
         weights: dict[str, float] = {}

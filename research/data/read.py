@@ -49,6 +49,18 @@ class ReadStats:
     """compression -> files read through it."""
 
 
+@dataclass(frozen=True)
+class Span:
+    """The lines of one input file that one shard reads: those that start at a byte offset in [start, end)."""
+    file_index: int
+    """Index of the file in `resolve_inputs` order."""
+    start: int = 0
+    end: int | None = None
+    """None: to the end of the file."""
+    first_line: int = 1
+    """Line number of the first line that starts at or after `start`."""
+
+
 def sniff(path: Path) -> str | None:
     """The compression (or non-UTF-8 text encoding) that the file's first bytes announce; None for plain bytes."""
     with open(path, "rb") as f:
@@ -157,12 +169,26 @@ def _decompression_errors() -> tuple[type[BaseException], ...]:
     return errors + (zstd.ZstdError,) if zstd is not None else errors
 
 
-def _lines(path: Path, name: str, stats: ReadStats) -> Iterator[tuple[int, bytes]]:
+def _lines(path: Path, name: str, stats: ReadStats, span: "Span | None" = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, line without its end) of the whole file, or of the lines that start inside `span`."""
     with _open(path, name) as (f, kind):
         if kind:
             stats.compressed_files[kind] = stats.compressed_files.get(kind, 0) + 1
+        first, pos, end = 1, 0, None
+        if span is not None and (span.start or span.end is not None):
+            if kind:
+                raise AssertionError(f"{name}: a compressed file is read whole, not by byte range")
+            first, end = span.first_line, span.end
+            if span.start:  # the line that holds byte start - 1 belongs to the span before
+                f.seek(span.start - 1)
+                f.readline()
+            pos = f.tell()
         try:
-            for n, raw in enumerate(f, 1):
+            for n, raw in enumerate(f, first):
+                if end is not None:
+                    if pos >= end:
+                        break
+                    pos += len(raw)
                 if n == 1 and raw.startswith(BOM):
                     raw = raw[len(BOM):]
                     stats.boms_stripped += 1
@@ -182,9 +208,10 @@ def _reject_raw(rejects: Rejects, name: str, n: int, reason: str, raw: bytes, de
     rejects.add(STEP, name, n, reason, raw[:400].decode("utf-8", errors="replace"), detail=detail)
 
 
-def _read_jsonl(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects: Rejects, stats: ReadStats):
+def _read_jsonl(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects: Rejects, stats: ReadStats,
+                span: "Span | None" = None):
     fields = ("source", "target") if inp.format == "jsonl_st" else ("text",)
-    for n, raw in _lines(path, name, stats):
+    for n, raw in _lines(path, name, stats, span):
         stats.lines += 1
         if not raw.strip():
             stats.blank_lines += 1
@@ -222,7 +249,8 @@ def _read_jsonl(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects
         yield Record(name, n, inp.category, source, target)
 
 
-def _read_text(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects: Rejects, stats: ReadStats):
+def _read_text(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects: Rejects, stats: ReadStats,
+               span: "Span | None" = None):
     block: list[tuple[int, bytes]] = []
 
     def flush():
@@ -238,7 +266,7 @@ def _read_text(path: Path, name: str, inp: InputConfig, max_bytes: int, rejects:
             _reject_raw(rejects, name, first, "invalid_utf8", raw, detail=f"byte {e.start}")
             return None
 
-    for n, raw in _lines(path, name, stats):
+    for n, raw in _lines(path, name, stats, span):
         stats.lines += 1
         if raw.strip():
             block.append((n, raw))
@@ -276,4 +304,59 @@ def read_inputs(inputs: Sequence[InputConfig], max_line_bytes: int, rejects: Rej
     stats.rejected = len(rejects.rows) - before
     out = stats.__dict__.copy()
     out["compressed_files"] = dict(sorted(stats.compressed_files.items()))
+    return records, out
+
+
+def plan_spans(files: list[tuple[int, InputConfig, Path]], max_bytes: int) -> list[Span]:
+    """Cut every file into spans of about `max_bytes` at line starts, in file order; the shards of a run.
+
+    A compressed file, a plain-text file (documents are blocks of lines, which a cut could split) and a file of
+    at most `max_bytes` are one span each. The plan depends only on the files and `max_bytes`, never on how many
+    workers run it. Cut points are found by one pass over each large file that counts its newlines (so every
+    span knows its first line number, and rejects name real lines)."""
+    spans: list[Span] = []
+    for fi, (_, inp, path) in enumerate(files):
+        size = path.stat().st_size
+        if inp.format == "text" or size <= max_bytes or sniff(path) is not None:
+            spans.append(Span(fi))
+            continue
+        cuts = [(0, 1)]
+        target, line, offset = max_bytes, 1, 0
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(1 << 24)
+                if not block:
+                    break
+                start = 0
+                while offset + len(block) > target:  # the first line start at or after `target`
+                    nl = block.find(b"\n", max(start, target - offset - 1))
+                    if nl < 0:
+                        break
+                    line += block.count(b"\n", start, nl + 1)
+                    start = nl + 1
+                    if offset + start < size:
+                        cuts.append((offset + start, line))
+                    target = offset + start + max_bytes
+                line += block.count(b"\n", start)
+                offset += len(block)
+        spans.extend(Span(fi, s, e, first) for (s, first), (e, _) in
+                     zip(cuts, cuts[1:] + [(None, 0)], strict=True))
+    return spans
+
+
+def read_span(files: list[tuple[int, InputConfig, Path]], span: Span, max_line_bytes: int,
+              rejects: Rejects) -> tuple[list[Record], dict]:
+    """The records of one span, in line order, and its read counts (`ReadStats`, plus `content_lines`)."""
+    _, inp, path = files[span.file_index]
+    stats = ReadStats()
+    name = display_name(inp, path)
+    before = len(rejects.rows)
+    reader = _read_text if inp.format == "text" else _read_jsonl
+    records = list(reader(path, name, inp, max_line_bytes, rejects, stats, span))
+    stats.files = 1 if span.start == 0 else 0
+    stats.records = len(records)
+    stats.rejected = len(rejects.rows) - before
+    out = stats.__dict__.copy()
+    out["compressed_files"] = dict(sorted(stats.compressed_files.items()))
+    out["content_lines"] = stats.lines - stats.blank_lines
     return records, out
