@@ -3,7 +3,8 @@
 The cleaning and scoring checks count characters by class (Han, Latin, letters, digits, ...) in every document;
 a regex `findall` per class per document spent most of their time. Here the texts of a batch are concatenated,
 turned into code points once, classified through a 0x110000-entry table (built once from the same regexes, so the
-classes are exactly Python's), and counted per text from cumulative sums.
+classes are exactly Python's), and counted per text from cumulative sums. Maximal runs of a class (Latin words)
+are counted the same way, from the positions where the class starts.
 """
 
 import re
@@ -23,17 +24,28 @@ MOJIBAKE_LEAD = 1 << 8
 MENU_CHAR = 1 << 9
 SURROGATE = 1 << 10
 REPLACEMENT = 1 << 11
+WORD = 1 << 12
+# class_counts key flag: RUN | bit counts the maximal runs of that class in a text (for LATIN: its Latin words)
+RUN = 1 << 15
 
 PATTERNS = {
     HAN: r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]",
-    LATIN: r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]",
+    # ASCII and Latin-1/Extended-A/B letters, and the full-width forms Ａ-Ｚ ａ-ｚ (Chinese text writes product
+    # names and acronyms in them: "ＳＯＮＹ电视"; they are letters, so left out here they counted as neither Han
+    # nor Latin and made Chinese text "mixed")
+    LATIN: r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\uff21-\uff3a\uff41-\uff5a]",
     LETTER: r"[^\W\d_]",
+    # letters of scripts written in words (Latin, Greek, Cyrillic, Arabic, Devanagari, Hangul, ...): every letter
+    # but Han and kana, whose single characters are morphemes or syllables
+    WORD: r"[^\W\d_\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]",
     DIGIT: r"\d",
     SPACE: r"\s",
-    # Ordinary prose punctuation (ASCII and CJK): not counted as symbols, so only decoration and spam are.
+    # Ordinary prose punctuation (ASCII and CJK): not counted as symbols, so only decoration and spam are. Every
+    # ASCII one has its full-width form here too (．as the decimal point of full-width numerals, ％ －／＂＇［］),
+    # and the tilde ~ ～, which informal Chinese writes as a prolongation/tone mark ("屏幕无亮点~~~很完美").
     PUNCT: (r"[,.!?;:'\"()\[\]\-\u2014\u2013\u2026\u00b7\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a"
             r"\u201c\u201d\u2018\u2019\uff08\uff09\u300a\u300b\u3008\u3009\u300c\u300d\u300e\u300f"
-            r"\u3010\u3011/%]"),
+            r"\u3010\u3011/%\uff02\uff05\uff07\uff0d\uff0e\uff0f\uff3b\uff3d~\uff5e]"),
     CONTROL: r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]",
     ALNUM: r"[^\W_]",
     # the first character of a UTF-8 multi-byte sequence read as Latin-1/cp1252 (Â..ï)
@@ -42,7 +54,10 @@ PATTERNS = {
     SURROGATE: r"[\ud800-\udfff]",
     REPLACEMENT: r"\ufffd",
 }
-COUNTED = (HAN, LATIN, LETTER, DIGIT, SPACE, PUNCT, CONTROL, MOJIBAKE_LEAD, MENU_CHAR, SURROGATE, REPLACEMENT)
+COUNTED = (HAN, LATIN, LETTER, WORD, DIGIT, SPACE, PUNCT, CONTROL, MOJIBAKE_LEAD, MENU_CHAR, SURROGATE,
+           REPLACEMENT)
+RUNS = (LATIN, WORD)
+"""Classes whose runs class_counts also counts (under RUN | bit)."""
 
 
 @cache
@@ -73,11 +88,43 @@ def segment_sums(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return c[offsets[1:]] - c[offsets[:-1]]
 
 
+def run_starts(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Where a maximal run of True starts in each text of a per-code-point mask (a text's first position always
+    starts one: runs never continue across two texts)."""
+    start = mask.copy()
+    start[1:] &= ~mask[:-1]
+    first = offsets[:-1][offsets[:-1] < offsets[1:]]  # first position of every non-empty text
+    start[first] = mask[first]
+    return start
+
+
 def class_counts(texts: list[str]) -> dict[int, np.ndarray]:
-    """bit -> int64 count per text of the characters in that class (for each bit in COUNTED)."""
+    """bit -> int64 count per text of the characters in that class (for each bit in COUNTED), and RUN | bit ->
+    count per text of the maximal runs of that class (for each bit in RUNS: RUN | LATIN counts Latin words,
+    RUN | WORD the words of every script written in words)."""
     cps, offsets = code_points(texts)
     bits = table()[cps]
-    return {bit: segment_sums((bits & bit) != 0, offsets) for bit in COUNTED}
+    out = {bit: segment_sums((bits & bit) != 0, offsets) for bit in COUNTED}
+    for bit in RUNS:
+        out[RUN | bit] = segment_sums(run_starts((bits & bit) != 0, offsets), offsets)
+    return out
+
+
+def numeric_line_digits(texts: list[str], digits_per_letter: float = 1.0) -> np.ndarray:
+    """Per text, the digits of its numeric lines: lines (ended by a newline) with more than digits_per_letter
+    digits per letter, as table rows and number lists are. Digits in the other lines (numbers in a sentence, dates
+    in a headline) are not counted."""
+    cps, offsets = code_points(texts)
+    bits = table()[cps]
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(offsets))
+    first = np.zeros(len(cps), dtype=bool)  # a line starts after a newline and at a text's start
+    first[1:] = cps[:-1] == 10
+    first[offsets[:-1][offsets[:-1] < offsets[1:]]] = True
+    line = np.cumsum(first) - 1
+    digits = np.bincount(line, weights=(bits & DIGIT) != 0)
+    letters = np.bincount(line, weights=(bits & LETTER) != 0)
+    numeric = np.where(digits > digits_per_letter * letters, digits, 0.0)
+    return np.bincount(doc[first], weights=numeric, minlength=len(texts)).astype(np.int64)
 
 
 def distinct_chars(texts: list[str]) -> np.ndarray:

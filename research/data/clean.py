@@ -2,6 +2,10 @@
 
 Every check is a counted reject reason, so the manifest and rejects.jsonl say exactly why the corpus shrank.
 Language is told by script (Han vs Latin letters), which is all a Chinese/English mix needs and is fast.
+
+Checks that compare amounts of text across scripts count a Han character and a Latin word alike, as one unit of
+text (a Han character is about a morpheme, a Latin letter a fraction of a word): script shares are shares of
+units, and the repeated n-gram window spans about as many words in English as in Chinese. See docs/cleaning.md.
 """
 
 import re
@@ -25,6 +29,15 @@ MENU_SEP = re.compile(r"\s[|｜>»/·]\s|[|｜]")
 BATCH = 2048
 # reasons decided before normalisation: their rejects log the text as read
 RAW_REASONS = ("empty_target", "control_chars", "replacement_char", "lone_surrogate")
+# digit_ratio counts only the digits of numeric lines, lines with more than this many digits per letter (table
+# rows, number lists, phone spam). A headline with full-width dates ("明天气象预报（１月２日２０时—３日２０时）":
+# 7 digits in 21 characters, 11 letters) has a third of its characters in digits, because a Han character is a
+# word and "２０" two digits, yet it is prose (CleanConfig has no key for this yet)
+DIGITS_PER_LETTER = 1.0
+# Text written in Latin words (more Latin words than Han characters) looks for repeated n-grams of
+# dup_ngram_size * this characters: 10 characters are ~6 words of Chinese but under 2 of English, where names and
+# phrases ("United States Naval Academy", a title the passage repeats) recur in any text
+WORD_NGRAM_SCALE = 3
 
 
 def normalize(text: str, form: str) -> str:
@@ -58,26 +71,42 @@ def check_batch(recs: list[Record], langs: list[str], cfg: CleanConfig) -> list[
     tgt = [normalize(r.target, cfg.normalization) for r in recs]
     texts = [s + t for s, t in zip(src, tgt, strict=True)]
     counts = cc.class_counts(texts)
+    # numeric lines are counted only where the digits could be over max_digit_ratio
+    many = [i for i, (d, t) in enumerate(zip(counts[cc.DIGIT].tolist(), texts, strict=True))
+            if d > cfg.max_digit_ratio * len(t)]
+    numeric = dict(zip(many, cc.numeric_line_digits([texts[i] for i in many], DIGITS_PER_LETTER).tolist(),
+                       strict=True))
     out: list[tuple[str | None, str | None]] = [(None, None)] * len(recs)
     survivors = []
     for i, (rec, lang, text) in enumerate(zip(recs, langs, texts, strict=True)):
-        reason = _check_one(rec, lang, text, {b: int(v[i]) for b, v in counts.items()}, cfg)
+        c = {b: int(v[i]) for b, v in counts.items()}
+        reason = _check_one(rec, lang, text, c, numeric.get(i, 0), cfg)
         if reason == ("", ""):
             survivors.append(i)
         else:
             out[i] = reason
         if reason[0] not in RAW_REASONS:
             rec.source, rec.target = src[i], tgt[i]
-    if survivors:  # only records that pass every other check need the n-gram count
-        ngram = cc.distinct_ngram_fraction([texts[i] for i in survivors], cfg.dup_ngram_size)
-        for i, f in zip(survivors, ngram.tolist(), strict=True):
-            out[i] = ("repeated_ngrams", f"{f:.3f}") if f > cfg.max_dup_ngram_fraction else (None, None)
+    # only records that pass every other check need the n-gram count; words -> the longer window
+    words = counts[cc.RUN | cc.LATIN] > counts[cc.HAN]
+    for n, group in ((cfg.dup_ngram_size, [i for i in survivors if not words[i]]),
+                     (cfg.dup_ngram_size * WORD_NGRAM_SCALE, [i for i in survivors if words[i]])):
+        if group:
+            ngram = cc.distinct_ngram_fraction([texts[i] for i in group], n)
+            for i, f in zip(group, ngram.tolist(), strict=True):
+                out[i] = ("repeated_ngrams", f"{f:.3f}") if f > cfg.max_dup_ngram_fraction else (None, None)
     return out
 
 
-def _check_one(rec: Record, lang: str, text: str, c: dict[int, int],
+def script_units(c: dict[int, int]) -> tuple[int, int, int]:
+    """(Han units, Latin units, all units) of one text's class counts: a Han character, a Latin word (a run of
+    Latin letters), a word of another script written in words, and a kana are one unit each."""
+    return c[cc.HAN], c[cc.RUN | cc.LATIN], c[cc.LETTER] - c[cc.WORD] + c[cc.RUN | cc.WORD]
+
+
+def _check_one(rec: Record, lang: str, text: str, c: dict[int, int], numeric_digits: int,
                cfg: CleanConfig) -> tuple[str | None, str | None]:
-    """Every check but repeated n-grams; ("", "") when all pass."""
+    """Every check but repeated n-grams; ("", "") when all pass. numeric_digits: digits in numeric lines."""
     if not rec.target.strip():
         return "empty_target", None
     if c[cc.CONTROL] > cfg.max_control_chars:
@@ -96,22 +125,24 @@ def _check_one(rec: Record, lang: str, text: str, c: dict[int, int],
     seps = len(MENU_SEP.findall(text)) if c[cc.MENU_CHAR] else 0
     if cfg.menu_min_separators and seps >= cfg.menu_min_separators and n / (seps + 1) < cfg.menu_max_item_chars:
         return "menu_boilerplate", f"{seps} separators"
-    han, latin, letters = c[cc.HAN], c[cc.LATIN], c[cc.LETTER]
+    letters = c[cc.LETTER]
     if lang != "any":
         if letters == 0:
             return "no_letters", None
-        got = "zh" if han / letters >= cfg.min_script_fraction else (
-            "en" if latin / letters >= cfg.min_script_fraction else "mixed")
+        # shares of units, not letters: "装XP很快" is Chinese with one English word, not 2 Latin letters in 6
+        han, words, units = script_units(c)
+        got = "zh" if han / units >= cfg.min_script_fraction else (
+            "en" if words / units >= cfg.min_script_fraction else "mixed")
         if got == "mixed":
-            return "mixed_language", f"han={han} latin={latin} letters={letters}"
+            return "mixed_language", f"han={han} latin_words={words} units={units}"
         if got != lang:
             return "wrong_language", f"expected {lang}, found {got}"
     digits, spaces, punct = c[cc.DIGIT], c[cc.SPACE], c[cc.PUNCT]
     symbols = n - letters - digits - spaces - punct
     if symbols / n > cfg.max_symbol_ratio:
         return "symbol_ratio", f"{symbols / n:.3f}"
-    if digits / n > cfg.max_digit_ratio:
-        return "digit_ratio", f"{digits / n:.3f}"
+    if numeric_digits / n > cfg.max_digit_ratio:  # digits in prose lines do not count
+        return "digit_ratio", f"{numeric_digits / n:.3f} ({numeric_digits} of {digits} digits in numeric lines)"
     f = dup_line_fraction(text)
     if f > cfg.max_dup_line_fraction:
         return "repeated_lines", f"{f:.3f}"
