@@ -118,7 +118,8 @@ def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0
                      b'["not", "an", "object"]', b'{"source": ""}'], "malformed_json")
     en = [p for _, p in wiki[:20]]
     zh = news[:20]
-    inject("zh_news", [("", zh[i][:150] + " " + en[i][:150]) for i in range(10)], "mixed_language")
+    # about 45 Han characters against 35 English words: half and half by the cleaning step's units
+    inject("zh_news", [("", zh[i][:50] + " " + en[i][:200]) for i in range(10)], "mixed_language")
     inject("zh_news", [("", en[i]) for i in range(10, 15)], "wrong_language")
     inject("en_wiki", [("", zh[i][:400]) for i in range(15, 20)], "wrong_language")
 

@@ -31,7 +31,7 @@ from research.contracts import BUCKETS_DIR, bucket_name, sha256_file, write_mani
 from research.data import engine
 from research.data import stages as st
 from research.data.dedup import optimal_bands
-from research.data.pack import chunk_docs, materialise, best_fit_decreasing, split_off_partial
+from research.data.pack import best_fit_decreasing, chunk_docs, materialise, split_off_partial
 from research.data.read import display_name, plan_spans, resolve_inputs
 from research.data.score import build_scorer
 from research.data.tokenize import Doc, SpecialIds, load_tokenizer, special_ids
@@ -103,7 +103,12 @@ def prepare(cfg: GraftConfig, raw: DictConfig, out: Path, tokenizer_path: str, p
         first.append(("bands", bands, [f"LSH band {b}" for b in range(bands)]))
     first.append(("decide", 1, ["near-duplicate clusters and the score filter"]))
     r.timings.update(engine.run_stages(cfg, r.work, first, progress))
-    check_categories(r)
+    warn_empty_files(r)
+    try:
+        check_categories(r)
+    except GraftError:  # the inputs must change, and with them the work: nothing to resume
+        shutil.rmtree(r.work, ignore_errors=True)
+        raise
     second = [("tokenize", n, shard_names),
               ("pack", cfg.buckets.num_bins, [bucket_name(k) for k in range(cfg.buckets.num_bins)])]
     r.timings.update(engine.run_stages(cfg, r.work, second, progress))
@@ -171,6 +176,18 @@ def start_work(r: PrepareRun, raw: DictConfig) -> list:
         "key": digest, "names": [display_name(inp, p) for _, inp, p in r.files], "categories": categories,
         "spans": [asdict(s) for s in spans], "pad": r.special.pad})
     return spans
+
+
+def warn_empty_files(r: PrepareRun) -> None:
+    """A warning per input file with no non-blank line (over all its shards)."""
+    spans = st.load_json(r.work / "plan.json")["spans"]
+    content: dict[int, int] = {}
+    for s, span in enumerate(spans):
+        x = st.load_json(r.work / "records" / f"s{s:05d}.json")
+        content[span["file_index"]] = content.get(span["file_index"], 0) + x["read"]["content_lines"]
+    for fi, (_, inp, path) in enumerate(r.files):
+        if content.get(fi, 0) == 0:
+            r.warn(f"{display_name(inp, path)}: empty input file (no non-blank line), category {inp.category!r}")
 
 
 def check_categories(r: PrepareRun) -> None:
@@ -324,9 +341,6 @@ def step_stats(r: PrepareRun, n_shards: int, pack_stats: dict) -> tuple[dict, di
             compressed[kind] = compressed.get(kind, 0) + n
     read["empty_files"] = sum(1 for v in content.values() if v == 0)
     read["compressed_files"] = dict(sorted(compressed.items()))
-    for fi, (_, inp, path) in enumerate(r.files):
-        if content.get(fi, 0) == 0:
-            r.warn(f"{display_name(inp, path)}: empty input file (no non-blank line), category {inp.category!r}")
     reasons: dict[str, int] = {}
     for x in rec:
         for k, n in x["clean"]["reasons"].items():

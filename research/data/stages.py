@@ -42,7 +42,6 @@ from research.data import read as rd
 from research.data.clean import check_batch, expected_langs
 from research.data.dedup import BATCH_TEXTS, exact_keys, optimal_bands, signatures_numpy
 from research.data.document import Record
-from research.errors import GraftError
 from research.rejects import Rejects
 
 LINE_BITS = 40
@@ -245,10 +244,10 @@ def signals_task(w: Work, shard: int) -> None:
         sig = signatures_numpy(texts, d.dedup)
         bands, rows = optimal_bands(d.dedup.threshold, d.dedup.num_perm)
         keys = np.empty((len(texts), bands), dtype=np.uint64)
-        for b in range(bands):
+        for b in range(bands if len(texts) else 0):
             block = np.ascontiguousarray(sig[:, b * rows:(b + 1) * rows]).view(np.uint8).reshape(len(texts), -1)
             keys[:, b] = [int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little")
-                          for r in block] if len(texts) else []
+                          for r in block]
         out["sig"], out["band_keys"] = sig, keys
     if d.score.mode != "none":
         from research.data.score import build_scorer

@@ -2,8 +2,13 @@
 
 import hashlib
 import json
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,10 +16,9 @@ from hydra import compose, initialize_config_dir
 
 from research.atomic import atomic_dir
 from research.config import to_object
-from research.data import bins as bk
 from research.data.demo_corpus import build_demo_corpus
 from research.data.prepare import prepare
-from research.errors import ConfigError
+from research.errors import ConfigError, GraftError
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERRIDES = ["buckets=five", "data.max_length=512", "data.num_workers=2"]
@@ -40,16 +44,51 @@ def run_root(tmp_path_factory):
 
 @pytest.mark.slow
 def test_cli_end_to_end_is_deterministic_and_meets_the_contract(run_root, tokenizer_dir):
+    """Two runs: 1 worker on one shard per file, then 3 workers on 0.03 MB shards (10 shards, cut inside files)
+    with windows of 8 packs: byte-identical outputs (the run record, config.yaml, says how it ran)."""
     from datasets import load_from_disk
     from transformers import AutoTokenizer
 
-    r = _run(run_root, tokenizer_dir)
+    r = _run(run_root, tokenizer_dir, "data.num_workers=1", "data.pack.window_packs=8")
     assert r.returncode == 0, r.stderr[-2000:]
     out = run_root / "data"
     first = _hashes(out)
-    r = _run(run_root, tokenizer_dir)
+    first.pop("config.yaml")
+    one = json.loads((out / "summary.json").read_text())["engine"]
+    r = _run(run_root, tokenizer_dir, "data.num_workers=3", "data.engine.shard_mb=0.03", "data.pack.window_packs=8")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert _hashes(out) == first  # byte-identical, manifest and Arrow files included
+    again = _hashes(out)
+    again.pop("config.yaml")
+    assert again == first  # byte-identical, manifest and Arrow files included
+    three = json.loads((out / "summary.json").read_text())["engine"]
+    assert (one["workers"], one["shards"]) == (1, 3) and (three["workers"], three["shards"]) == (3, 10)
+    assert not (run_root / ".data.work").exists()  # the work folder goes once the output is complete
+
+    # killed (SIGKILL, the whole process group) once some shards are tokenized, then rerun with 2 workers: it
+    # reuses the finished tasks and ends with the same bytes
+    shutil.rmtree(out)
+    killed = out
+    extra = ["data.engine.shard_mb=0.05", "data.pack.window_packs=8", "data.num_workers=2"]
+    cmd = [sys.executable, "-m", "research.prepare_data", f"run_root={run_root}",
+           f"paths.tokenizer={tokenizer_dir}", *OVERRIDES, *extra]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    done = run_root / ".data.work" / "logs" / "tokenize" / "completions"
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and not (done.is_dir() and os.listdir(done)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not killed.exists() and len(os.listdir(done)) < 6  # it died before the end; no output folder
+    r = _run(run_root, tokenizer_dir, *extra)
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = r.stdout + r.stderr
+    assert "prepare_data: resuming the unfinished run" in log
+    assert "prepare_data records: 6 of 6 tasks already finished, reused" in log
+    assert re.search(r"prepare_data tokenize: [1-5] of 6 tasks already finished, reused", log)
+    resumed = _hashes(killed)
+    resumed.pop("config.yaml")
+    assert resumed == first
 
     m = json.loads((out / "manifest.json").read_text())
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -66,6 +105,8 @@ def test_cli_end_to_end_is_deterministic_and_meets_the_contract(run_root, tokeni
     for b in m["buckets"]:
         ds = load_from_disk(str(out / b["path"]))
         assert len(ds) == b["num_packs"] > 0
+        # several Arrow files per bucket (one per window), opened memory-mapped
+        assert len(ds.cache_files) == b["files"] > 1
         assert set(b["tokens_per_category"]) == set(m["categories"])  # every bucket has every category
         for row in ds:
             n = row["num_tokens"]
@@ -122,22 +163,31 @@ def test_every_config_composes(data, buckets, tmp_path):
     assert cfg.out_dir == f"{tmp_path}/data" and cfg.data.inputs
 
 
-def test_interrupted_run_leaves_no_output(run_root, tokenizer_dir, tmp_path, monkeypatch):
+def test_a_failing_shard_fails_the_run_naming_it_and_writes_nothing(run_root, tokenizer_dir, tmp_path,
+                                                                   monkeypatch):
+    from research.data import stages
+
     raw = _compose([f"run_root={run_root}", f"paths.tokenizer={tokenizer_dir}", f"out_dir={tmp_path}/out",
-                    *OVERRIDES, "data.num_workers=1"])
+                    *OVERRIDES, "data.num_workers=1", "data.engine.shard_mb=0.05"])
     cfg = to_object(raw)
-    calls = []
+    tokenize = stages.STAGE_TASKS["tokenize"]
 
-    def boom(p, path):
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+    def fails_on_shard_2(w, shard):
+        if shard == 2:
+            raise OSError(28, "No space left on device")
+        tokenize(w, shard)
 
-    monkeypatch.setattr(bk, "save_bucket", boom)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setitem(stages.STAGE_TASKS, "tokenize", fails_on_shard_2)
+    with pytest.raises(GraftError) as e:
         with atomic_dir(cfg.out_dir) as tmp:
             prepare(cfg, raw, Path(tmp), cfg.paths.tokenizer, progress=False)
-    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+    msg = str(e.value)
+    assert "\n" not in msg and "stage tokenize, task 2 (" in msg and "zh_news.jsonl from line " in msg
+    assert "No space left on device" in msg and "task_00002.log" in msg
+    assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == [".out.work"]
+    # the tasks that finished are kept for the rerun; the failed one is not marked complete
+    done = sorted(os.listdir(tmp_path / ".out.work" / "logs" / "tokenize" / "completions"))
+    assert "00002" not in done and len(done) >= 2
 
 
 # ---- BOMs, compressed inputs, empty files and categories ---------------------------------------------------------
@@ -219,4 +269,4 @@ def test_cli_empty_category_is_one_line_error_and_writes_nothing(small_mix, toke
                           "data.allow_empty=true")
     r = _run(tmp_path, tokenizer_dir, _inputs((reviews, "rev", "zh"), ("/proc/self/mem", "mem", "any")))
     assert_one_line_error(r, "cannot read '/proc/self/mem'")
-    assert not (tmp_path / "data").exists() and not list(tmp_path.glob(".data*"))
+    assert not (tmp_path / "data").exists() and not list(tmp_path.glob(".data*"))  # nor a work folder
