@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from research.config.root import GraftConfig
 from research.contracts import BUCKETS_DIR, bucket_name
+from research.data import bins as bk
 from research.data import read as rd
 from research.data.clean import check_batch, expected_langs
 from research.data.dedup import BATCH_TEXTS, exact_keys, optimal_bands, signatures_numpy
@@ -386,13 +387,6 @@ def decisions(w: Work, shard: int) -> dict[str, dict[int, int]]:
 
 # --------------------------------------------------------------------------------------------------- tokenize
 
-def doc_hashes(seed: int, category: str, sources: list[str], targets: list[str]) -> np.ndarray:
-    """(n, 2) uint64: two independent 64-bit hashes of each document (bin, then fractional weight)."""
-    head = f"{seed}\x00{category}\x00".encode()
-    return np.frombuffer(b"".join(hashlib.blake2b(head + s.encode() + b"\x00" + t.encode(), digest_size=16).digest()
-                                  for s, t in zip(sources, targets, strict=True)), dtype="<u8").reshape(-1, 2)
-
-
 def tokenize_task(w: Work, shard: int) -> None:
     """Drop the removed records of one shard (into its rejects file), tokenize the rest, and write one token
     stream per bucket: each document's ids, repeated by the category's weight."""
@@ -439,16 +433,13 @@ def tokenize_task(w: Work, shard: int) -> None:
         tok = load_tokenizer(w.cfg.paths.tokenizer)
         special = special_ids(tok, d.tokenize, w.cfg.paths.tokenizer)
         docs, tok_stats = tokenize(recs, w.cfg.paths.tokenizer, special, d.tokenize, 1, progress=False, tok=tok)
-        hashes = doc_hashes(b.seed, category, [r.source for r in recs], [r.target for r in recs])
-        bins = (hashes[:, 0] % np.uint64(b.num_bins)).astype(np.int64)
-        weight = d.weights.get(category, 1.0)
-        reps, frac = int(weight), weight - int(weight)
-        extra = (hashes[:, 1] >> np.uint64(11)).astype(np.float64) / float(1 << 53) < frac
+        hashes = bk.doc_hashes(b.seed, category, [r.source for r in recs], [r.target for r in recs])
+        bins, copies = bk.assign(hashes, b.num_bins, d.weights.get(category, 1.0))
         cat_index = w.categories.index(category)
         for i, (doc, rec) in enumerate(zip(docs, recs, strict=True)):
             k = int(bins[i])
             tokens_per_bin[k] += len(doc.ids)
-            for _ in range(reps + int(extra[i])):
+            for _ in range(int(copies[i])):
                 per_bucket[k].append((doc, encode_pos(span.file_index, rec.line), cat_index))
         tok_stats.pop("tokens_per_category", None)
     weighted = 0

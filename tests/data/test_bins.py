@@ -1,6 +1,6 @@
 import numpy as np
 
-from research.data.bins import apply_weight, assign_bins, bucket_docs, packs_table
+from research.data.bins import assign, doc_hashes, packs_table
 from research.data.pack import chunk_docs, pack
 from research.data.tokenize import Doc
 
@@ -13,37 +13,49 @@ def _docs(seed=0):
     return out
 
 
-def test_bins_partition_each_category_with_balanced_tokens():
-    docs = _docs()
-    bins = assign_bins(docs, 10, seed=5)
-    for cat, bs in bins.items():
-        members = sorted(i for b in bs for i in b)
-        assert members == [i for i, d in enumerate(docs) if d.category == cat]
-        tokens = [sum(len(docs[i].ids) for i in b) for b in bs]
-        biggest_doc = max(len(docs[i].ids) for i in members)
-        assert max(tokens) - min(tokens) <= 2 * biggest_doc
-    assert assign_bins(docs, 10, seed=5) == bins
-    assert assign_bins(docs, 10, seed=6) != bins
+def _texts(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [f"document {i} " + "x" * int(rng.integers(1, 50)) for i in range(n)]
+
+
+def test_a_documents_bin_depends_on_its_text_and_the_seed_only():
+    texts = _texts(2000)
+    h = doc_hashes(5, "news", [""] * len(texts), texts)
+    bins, _ = assign(h, 10, 1.0)
+    order = np.random.default_rng(1).permutation(len(texts))  # another order (another sharding): same bins
+    shuffled, _ = assign(doc_hashes(5, "news", [""] * len(texts), [texts[i] for i in order]), 10, 1.0)
+    assert (shuffled == bins[order]).all()
+    assert not (assign(doc_hashes(6, "news", [""] * len(texts), texts), 10, 1.0)[0] == bins).all()
+    assert not (assign(doc_hashes(5, "wiki", [""] * len(texts), texts), 10, 1.0)[0] == bins).all()
+    assert set(bins.tolist()) == set(range(10))
 
 
 def test_every_bucket_has_every_category_in_proportion():
-    docs = _docs()
-    members = bucket_docs(assign_bins(docs, 5, seed=0), {"news": 1.0, "reviews": 1.0, "wiki": 1.0}, 5, seed=0)
-    total = {c: sum(len(d.ids) for d in docs if d.category == c) for c in ("news", "reviews", "wiki")}
-    for idx in members:
-        for c in total:
-            share = sum(len(docs[i].ids) for i in idx if docs[i].category == c) / total[c]
-            assert abs(share - 0.2) < 0.05
+    rng = np.random.default_rng(0)
+    docs = [Doc(rng.integers(3, 100, int(rng.integers(lo, hi)), dtype=np.int32), 1, cat)
+            for cat, lo, hi in (("news", 200, 3000), ("reviews", 20, 200), ("wiki", 100, 800)) for _ in range(3000)]
+    share = {}
+    for cat in ("news", "reviews", "wiki"):
+        mine = [d for d in docs if d.category == cat]
+        h = doc_hashes(0, cat, [""] * len(mine), [" ".join(map(str, d.ids.tolist())) for d in mine])
+        bins, _ = assign(h, 5, 1.0)
+        total = sum(len(d.ids) for d in mine)
+        share[cat] = [sum(len(d.ids) for d, b in zip(mine, bins, strict=True) if b == k) / total for k in range(5)]
+    for cat, s in share.items():
+        assert all(abs(x - 0.2) < 0.02 for x in s), (cat, s)  # hashing balances tokens in expectation
 
 
 def test_weights_repeat_and_subsample_deterministically():
-    idx = list(range(100))
-    assert apply_weight(idx, 2.0, np.random.default_rng(0)) == idx + idx
-    half = apply_weight(idx, 0.5, np.random.default_rng(0))
-    assert len(half) == 50 and len(set(half)) == 50 and half == sorted(half)
-    assert half == apply_weight(idx, 0.5, np.random.default_rng(0))
-    assert len(apply_weight(idx, 1.25, np.random.default_rng(0))) == 125
-    assert apply_weight(idx, 0.0, np.random.default_rng(0)) == []
+    h = doc_hashes(0, "c", [""] * 4000, _texts(4000))
+    assert (assign(h, 3, 2.0)[1] == 2).all() and (assign(h, 3, 1.0)[1] == 1).all()
+    assert (assign(h, 3, 0.0)[1] == 0).all()
+    half = assign(h, 3, 0.5)[1]
+    assert set(half.tolist()) == {0, 1} and abs(half.mean() - 0.5) < 0.03
+    assert (assign(h, 3, 0.5)[1] == half).all()
+    more = assign(h, 3, 1.25)[1]
+    assert set(more.tolist()) == {1, 2} and abs(more.mean() - 1.25) < 0.03
+    # a smaller fraction keeps a subset of what a larger one keeps
+    assert ((assign(h, 3, 0.25)[1] == 1) <= (half == 1)).all()
 
 
 def test_arrow_table_matches_the_contract():
