@@ -90,8 +90,14 @@ FAULTS = [
           "tests/data/test_prepare.py::test_cli_bad_input_is_one_line_and_exit_2"),
     Fault("prepare_data", BAD, "out-of-range config values", "one line naming the key",
           "tests/data/test_prepare.py::test_bad_config_values_name_the_key"),
-    Fault("prepare_data", KILL, "failure while writing the buckets", "no output folder, no temporary folder",
-          "tests/data/test_prepare.py::test_interrupted_run_leaves_no_output"),
+    Fault("prepare_data", KILL, "a task that fails on one shard", "one line naming the stage, the shard and its log; "
+          "no output folder; the finished tasks kept",
+          "tests/data/test_prepare.py::test_a_failing_shard_fails_the_run_naming_it_and_writes_nothing"),
+    Fault("prepare_data", KILL, "SIGKILL of the whole run mid-stage", "no output folder; the rerun reuses the "
+          "finished tasks and writes the same bytes",
+          "tests/data/test_prepare.py::test_cli_end_to_end_is_deterministic_and_meets_the_contract"),
+    Fault("prepare_data", BAD, "data.engine.executor=ray without ray installed", "one line naming the package",
+          "tests/data/test_executors.py::test_ray_executor_without_ray_is_one_line"),
     # every app's config
     Fault("any app", BAD, "misspelt new key (`+data.maxlength=5`)", "one line naming the key and the closest known one",
           "tests/config/test_unknown_keys.py::test_cli_misspelt_new_key_is_one_line_exit_2_and_writes_nothing"),
