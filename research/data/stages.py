@@ -315,20 +315,26 @@ def decide_task(w: Work, _task: int = 0) -> None:
     if d.dedup.near:
         pairs = np.concatenate([np.load(w.root / "bands" / f"b{b:03d}.npy")
                                 for b in range(optimal_bands(d.dedup.threshold, d.dedup.num_perm)[0])])
-        index = {p: i for i, p in enumerate(pos.tolist())}
-        parent = list(range(len(pos)))
+        # union-find over the few pairs; the records are the sorted `pos` array (8 bytes each), never a dict
+        ia, ib = np.searchsorted(pos, pairs[:, 0]), np.searchsorted(pos, pairs[:, 1])
+        parent = np.arange(len(pos), dtype=np.int64)
 
         def find(x: int) -> int:
             while parent[x] != x:
                 parent[x] = parent[parent[x]]
-                x = parent[x]
+                x = int(parent[x])
             return x
 
-        for a, b in pairs.tolist():
-            ra, rb = find(index[a]), find(index[b])
+        for a, b in zip(ia.tolist(), ib.tolist(), strict=True):
+            ra, rb = find(a), find(b)
             if ra != rb:  # the earlier record (smaller index: pos order) stays the root, so it is kept
                 parent[max(ra, rb)] = min(ra, rb)
-        roots = np.array([find(i) for i in range(len(pos))], dtype=np.int64)
+        roots = parent
+        while True:  # every record straight to its root, all at once
+            nxt = roots[roots]
+            if (nxt == roots).all():
+                break
+            roots = nxt
         gone = roots != np.arange(len(pos))
         decisions["near"] = np.stack([pos[gone], pos[roots[gone]]], axis=1).astype(np.int64)
         dedup_stats.update(near_removed=int(gone.sum()), near_clusters=int(len(np.unique(roots[gone]))),
