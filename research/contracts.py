@@ -5,7 +5,8 @@ is written through the same functions):
 
     manifest.json                 max_length, pad/bos/eos ids, categories, buckets: [{name, path, num_packs,
                                   tokens, tokens_per_category, ...}], per-step counts, hashes, versions, config
-    buckets/bucket_{k:03d}/       a `datasets.load_from_disk` Arrow dataset per bucket, one row per pack:
+    buckets/bucket_{k:03d}/       a `datasets.load_from_disk` Arrow dataset per bucket (several Arrow files, one
+                                  per packing window, listed in its state.json), one row per pack:
         input_ids       list<int32>  exactly max_length ids, padded with pad_token_id (never EOS)
         labels          list<int32>  same length, IGNORE_INDEX on source tokens, BOS and padding
         doc_lens        list<int32>  lengths of the documents (or document chunks) in the pack, in order; their

@@ -44,10 +44,13 @@ class CleanConfig:
     max_line_bytes: int = 8_000_000
     """A raw line longer than this is rejected before it is decoded or parsed."""
     min_script_fraction: float = 0.6
-    """Letters in the input's expected script / all letters; below this the record is wrong_language or mixed."""
+    """Units in the input's expected script / all units (a Han character, or a word of an alphabetic script, is
+    one unit: docs/cleaning.md); below this the record is wrong_language or mixed."""
     max_symbol_ratio: float = 0.25
     """Non-letter, non-digit, non-space, non-CJK-punctuation characters / all characters."""
     max_digit_ratio: float = 0.3
+    """Digits of numeric lines (more digits than letters: table rows, number lists) / all characters; digits in
+    prose lines do not count (1.0 turns the check off)."""
     max_dup_line_fraction: float = 0.3
     """Characters in lines that repeat an earlier line of the same document / all characters."""
     dup_ngram_size: int = 10
