@@ -201,12 +201,30 @@ def run_stages(cfg, work: Path, plan: list[tuple[str, int, list[str]]], progress
 
 def _run_slurm(cfg, work: Path, plan) -> dict:
     t = time.perf_counter()
-    previous = None
+    executors = []
     for stage, tasks, describe in plan:
-        previous = build_executor(cfg, stage, tasks, work, describe, depends=previous)
-    previous.run()  # submits every stage, each depending on the one before
-    last, tasks, _ = plan[-1]
-    log.info("prepare_data: submitted %d Slurm job arrays; waiting for stage %s", len(plan), last)
-    while completed(work, last) < tasks:
+        executors.append(build_executor(cfg, stage, tasks, work, describe,
+                                        depends=executors[-1] if executors else None))
+    executors[-1].run()  # submits every stage, each depending on the one before
+    job_ids = [str(e.job_id) for e in executors if getattr(e, "job_id", None) not in (None, -1)]
+    log.info("prepare_data: submitted Slurm jobs %s; waiting for them", ", ".join(job_ids))
+    while any(completed(work, stage) < tasks for stage, tasks, _ in plan):
         time.sleep(SLURM_POLL_S)
+        if job_ids and not _slurm_jobs_left(job_ids):  # every job ended and some task never finished
+            missing = [f"{stage} ({tasks - completed(work, stage)} of {tasks})" for stage, tasks, _ in plan
+                       if completed(work, stage) < tasks]
+            raise GraftError(f"prepare_data: the Slurm jobs ended with unfinished tasks: {', '.join(missing)} "
+                             f"(task logs in {work / 'logs'}); rerun to resume")
     return {"slurm": time.perf_counter() - t}
+
+
+def _slurm_jobs_left(job_ids: list[str]) -> bool:
+    """Whether any of the jobs is still queued or running (True when squeue cannot tell)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    return out.returncode != 0 or bool(out.stdout.strip())
