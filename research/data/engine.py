@@ -227,4 +227,6 @@ def _slurm_jobs_left(job_ids: list[str]) -> bool:
                              timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return True
-    return out.returncode != 0 or bool(out.stdout.strip())
+    if out.returncode != 0:  # squeue refuses ids it no longer knows: those jobs have ended
+        return "invalid job id" not in out.stderr.lower()
+    return bool(out.stdout.strip())
