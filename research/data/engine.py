@@ -89,8 +89,8 @@ def quiet_driver_logs() -> None:
     logger.add(sys.stderr, level="WARNING", format="{message}")
 
 
-PRELOAD = ["research.data.stages", "research.data.tokenize", "research.data.score", "transformers",
-           "sentencepiece", "tokenizers", "datasets"]
+PRELOAD = ["research.data.stages", "research.data.tokenize", "research.data.score", "research.data.preload",
+           "transformers", "sentencepiece", "tokenizers", "datasets"]
 """Imported once by the forkserver that starts every worker process, so a stage's workers start in milliseconds
 instead of importing these anew (the forkserver is a clean single-threaded process: safe to fork, unlike this
 one, whose threads and tokenizer a plain fork would copy mid-use)."""

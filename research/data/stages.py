@@ -396,7 +396,7 @@ def decisions(w: Work, shard: int) -> dict[str, dict[int, int]]:
 def tokenize_task(w: Work, shard: int) -> None:
     """Drop the removed records of one shard (into its rejects file), tokenize the rest, and write one token
     stream per bucket: each document's ids, repeated by the category's weight."""
-    from research.data.tokenize import load_tokenizer, special_ids, tokenize
+    from research.data.tokenize import special_ids, tokenize
 
     d, b = w.cfg.data, w.cfg.buckets
     table, gone_exact = exact_survivors(w, shard)
@@ -436,7 +436,7 @@ def tokenize_task(w: Work, shard: int) -> None:
     per_bucket: dict[int, list] = {k: [] for k in range(b.num_bins)}
     tokens_per_bin = [0] * b.num_bins
     if recs:
-        tok = load_tokenizer(w.cfg.paths.tokenizer)
+        tok = _tokenizer(w.cfg.paths.tokenizer)
         special = special_ids(tok, d.tokenize, w.cfg.paths.tokenizer)
         docs, tok_stats = tokenize(recs, w.cfg.paths.tokenizer, special, d.tokenize, 1, progress=False, tok=tok)
         hashes = bk.doc_hashes(b.seed, category, [r.source for r in recs], [r.target for r in recs])
@@ -461,6 +461,20 @@ def tokenize_task(w: Work, shard: int) -> None:
         "weighted_tokens": weighted,
         "dedup": {"exact_removed": len(gone_exact), "near_removed": len(dec["near"])},
         "score": {"rejected": len(dec["score"])}})
+
+
+_TOKENIZERS: dict[str, object] = {}
+
+
+def _tokenizer(path: str):
+    """The tokenizer folder's HF tokenizer, loaded once per worker process (a worker runs many shards)."""
+    from research.data.tokenize import load_tokenizer
+
+    key = path + "".join(f"|{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(Path(path).iterdir()))
+    if key not in _TOKENIZERS:
+        _TOKENIZERS.clear()
+        _TOKENIZERS[key] = load_tokenizer(path)
+    return _TOKENIZERS[key]
 
 
 def load_rejects(path: Path) -> list[dict]:
