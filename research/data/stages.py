@@ -360,26 +360,32 @@ def decide_task(w: Work, _task: int = 0) -> None:
                            mean_score=round(float(score[idx].mean()), 6) if len(idx) else None)
     for key, arr in decisions.items():
         save_npy(w.path("decide", f"{key}.npy"), arr[np.argsort(arr[:, 0], kind="stable")])
-    # records left per category
+    left, removed = _left_per_category(w, stats, decisions, pos if signals else None, cat if signals else None)
+    save_json(w.path("decide", "stats.json"), {"dedup": dedup_stats, "score": score_stats, "left": left,
+                                               "removed": removed})
+
+
+def _left_per_category(w: Work, stats: list[dict], removals: dict, pos, cat) -> tuple[dict, dict]:
+    """Records left per category after dedup and score, and what removed the others (step:reason -> count)."""
+    d = w.cfg.data
     left = {c: 0 for c in w.categories}
     for s in stats:
         left[w.categories[s["category"]]] += s["kept"]
     removed: dict[str, dict[str, int]] = {c: {} for c in w.categories}
     if d.dedup.exact:
-        for s in range(n_shards):
+        for s in range(len(stats)):
             n = len(exact_removed(w, s))
             c = w.categories[stats[s]["category"]]
             left[c] -= n
             removed[c]["dedup:exact_duplicate"] = removed[c].get("dedup:exact_duplicate", 0) + n
-    for key, arr in decisions.items():
+    for key, arr in removals.items():
         reason = "dedup:near_duplicate" if key == "near" else f"score:low_score:{d.score.scorer}"
         if len(arr):
             shard_cat = cat[np.searchsorted(pos, arr[:, 0])]
             for c, n in zip(*np.unique(shard_cat, return_counts=True), strict=True):
                 left[w.categories[int(c)]] -= int(n)
                 removed[w.categories[int(c)]][reason] = int(n)
-    save_json(w.path("decide", "stats.json"), {"dedup": dedup_stats, "score": score_stats, "left": left,
-                                               "removed": removed})
+    return left, removed
 
 
 def decisions(w: Work, shard: int) -> dict[str, dict[int, int]]:

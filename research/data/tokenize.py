@@ -210,7 +210,7 @@ def tokenize(records: list[Record], tokenizer_path: str, special: SpecialIds, cf
     src: list[list[int]] = []
     tgt: list[list[int]] = []
     with no_gc():
-        _encode_all(batches, enc, tokenizer_path, num_workers, bar, src, tgt)
+        _encode_all(batches, enc, tokenizer_path, num_workers, bar, src, tgt, tok)
         ids, n_masked = assemble(src, tgt, special)
     bar.close()
     del src, tgt
@@ -225,12 +225,12 @@ def tokenize(records: list[Record], tokenizer_path: str, special: SpecialIds, cf
     return docs, stats
 
 
-def _encode_all(batches, enc, tokenizer_path, num_workers, bar, src, tgt) -> None:
+def _encode_all(batches, enc, tokenizer_path, num_workers, bar, src, tgt, tok) -> None:
     if enc is not None or num_workers == 1:
         if enc is not None:
             _worker["encode"] = enc
-        else:
-            _init_worker(tokenizer_path, in_pool=False)
+        else:  # the tokenizer already loaded (a large tokenizer.json takes seconds to load)
+            _worker["encode"] = lambda texts: hf_encode(tok, texts)
         for b in batches:
             s, t = _encode_pairs(b)
             src += s
