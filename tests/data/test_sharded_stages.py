@@ -11,8 +11,8 @@ from research.config import to_object
 from research.contracts import load_buckets, read_manifest
 from research.data import read as rd
 from research.data.clean import clean, expected_langs
-from research.data.demo_corpus import build_demo_corpus
 from research.data.dedup import dedup
+from research.data.demo_corpus import build_demo_corpus
 from research.data.prepare import prepare
 from research.rejects import Rejects
 
