@@ -140,7 +140,7 @@ class RayConfig:
 
 @dataclass
 class EngineConfig:
-    """How the sharded stages run: datatrove's executors (docs/apps/prepare_data.md#engine)."""
+    """How the sharded stages run: datatrove's executors (docs/apps/prepare_data.md#how-it-runs-shards-stages-executors)."""
 
     executor: str = "local"
     """local (worker processes on this machine) | slurm (one job array per stage) | ray (tasks on a Ray cluster)."""
