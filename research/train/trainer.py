@@ -167,6 +167,9 @@ class Feed:
     trainable: int
 
 
+_KEEP_UNTIL_EXIT: list = []
+
+
 def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     """Train by the config; returns the summary (also written to out_dir/summary.json).
 
@@ -175,6 +178,11 @@ def run(cfg: GraftConfig, raw: DictConfig) -> dict:
     the loop (loading, the final save) a signal acts as usual (the latest complete checkpoint stays)."""
     plan = check(cfg, raw)
     built = build(plan)
+    if plan.world > 1:
+        # Kept alive until the worker's os._exit (research/train/__main__.py): freed when this frame ends, the DDP
+        # model and its reducer were seen blocking a rank for good in a C-level wait after the process group was
+        # destroyed (2 CPU processes, gloo), with every output already written.
+        _KEEP_UNTIL_EXIT.append(built)
     progress = resume(plan, built)
     monitor = start_monitor(plan, built, progress)
     try:
