@@ -4,7 +4,8 @@ Reads the tokenizer folder at `paths.tokenizer` and the base model (`model.path`
 group). A SentencePiece folder (tokenizer.model) splits each new piece with the base model; a byte-level BPE folder
 (tokenizer.json, no tokenizer.model) decomposes each new token through its merges (research/init/splits.py), and the
 saved config's pad / bos / eos ids are the tokenizer's. Writes an HF model folder (safetensors) with the tokenizer
-beside it, config.yaml and summary.json.
+beside it, config.yaml and summary.json, with the step-0 diagnostics (research/init/diagnostics.py) in summary.json
+and W&B. Strategies that read text (init.domain_text, init.base_text) get it encoded by the expanded tokenizer.
 """
 
 import json
@@ -12,12 +13,16 @@ import logging
 import shutil
 from pathlib import Path
 
+from research import tracking
 from research.atomic import atomic_dir
 from research.cli import app
 from research.contracts import TOKENIZER_FILES
 from research.errors import GraftError
+from research.init.corpus import load_corpus
+from research.init.diagnostics import diagnose, flat
 from research.init.resize import resize_and_init
 from research.init.splits import base_splits, bytelevel_splits
+from research.init.strategies import STRATEGIES
 from research.model.build import base_model
 from research.model.weights import check_readable
 from research.runinfo import write_run_files
@@ -83,8 +88,38 @@ def special_token_ids(tok_dir: Path) -> tuple[int | None, int | None, int | None
     return tok.pad_token_id, tok.bos_token_id, tok.eos_token_id
 
 
+def base_tokenizer(cfg):
+    """The base tokenizer as an HF tokenizer, for the base model's bits per byte: the base model folder's own
+    (model.path), else tokenizer.base_path's folder; None when neither holds one."""
+    from transformers import AutoTokenizer
+
+    for where in (cfg.model.path, cfg.tokenizer.base_path):
+        if not where:
+            continue
+        folder = Path(where) if Path(where).is_dir() else Path(where).parent
+        if any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer.model")):
+            try:
+                return AutoTokenizer.from_pretrained(str(folder))
+            except Exception as e:  # noqa: BLE001 - a folder we cannot read only costs the base numbers
+                log.warning("base tokenizer at %s unreadable (%s): no base bits per byte", folder, e)
+    return None
+
+
+def check_corpus(cfg) -> None:
+    """A strategy that reads text was given none, or a path that is not there: one line, before any work."""
+    missing = cfg.init.missing_corpus()
+    if missing:
+        raise GraftError(f"{missing}=None: init.strategy={cfg.init.strategy} reads it; set {missing} to a text file "
+                         "(.txt, one document per line, or .jsonl with a text field)")
+    for key in getattr(STRATEGIES[cfg.init.strategy], "needs", ()):
+        path = getattr(cfg.init, key)
+        if not Path(path).expanduser().is_file():
+            raise GraftError(f"init.{key}={path!r}: not found")
+
+
 @app("init_model")
 def main(cfg, raw):
+    check_corpus(cfg)
     tok_dir = Path(cfg.paths.tokenizer)
     kind, files = tokenizer_files(tok_dir)
     if kind == "sentencepiece":
@@ -102,18 +137,33 @@ def main(cfg, raw):
     else:
         new_size, base_size, splits = bytelevel_new_splits(tok_dir, old_size)
         special = special_token_ids(tok_dir)
-    stats = resize_and_init(model, new_size, splits, cfg.init, base_size=base_size)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    corpus = load_corpus(cfg.init, tokenizer, base_size, splits, model)
+    stats = resize_and_init(model, new_size, splits, cfg.init, base_size=base_size, corpus=corpus)
     model.config.pad_token_id, model.config.bos_token_id, model.config.eos_token_id = special
     stats["tokenizer_kind"] = kind
     stats["split_pieces_mean"] = sum(len(s.ids) for s in splits) / max(len(splits), 1)
     stats["clean_split_pieces_mean"] = sum(len(s.clean_ids) for s in splits) / max(len(splits), 1)
     stats["pieces_left_out_by_clean_split"] = sum(len(s.ids) - len(s.clean_ids) for s in splits)
+    if cfg.init.diagnostics:
+        texts = dict(cfg.eval.heldout_texts or {})
+        stats["diagnostics"] = diagnose(model, tokenizer, base_tokenizer(cfg), corpus.to_base, cfg, texts, base_size,
+                                        new_size)
+        log.info("step 0: %s", ", ".join(f"{k}={v:.4g}" for k, v in flat(stats["diagnostics"]).items()
+                                         if "heldout" in k or k == "init/kl_mean"))
     with atomic_dir(cfg.out_dir, cfg.overwrite) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         for name in files:
             shutil.copyfile(tok_dir / name, tmp / name)
         write_run_files(tmp, raw, {"app": "init_model", "base_model": cfg.model.path or f"built: {cfg.model.name}",
                                    "parameters": sum(p.numel() for p in model.parameters()), **stats})
+        if "diagnostics" in stats and tracking.init_run(cfg, raw, job_type="init_model", dir=tmp) is not None:
+            figures = flat(stats["diagnostics"])
+            tracking.log(figures)
+            tracking.summary(figures)
+            tracking.finish()
     log.info("wrote %s: %d -> %d rows, init=%s", cfg.out_dir, stats["old_size"], stats["new_size"], cfg.init.strategy)
     return stats
 

@@ -50,6 +50,15 @@ class DemoInputsConfig:
     """English passages the base model is pre-trained on."""
     pretrain_zh_share: float = 0.02
     """Share of Chinese tokens in the base model's pre-training (LLaMA-2 saw about 0.13 %)."""
+    pretrain_seq_len: int = 128
+    """Tokens per pre-training sequence."""
+    pretrain_batch_size: int = 8
+    """Sequences per pre-training step."""
+    pretrain_lr: float = 3.0e-3
+    """Peak AdamW learning rate of the pre-training (5 % warm-up, cosine decay to a tenth)."""
+    heldout_eval_chars: int = 20000
+    """Characters of each held-out text (English, Chinese) the pre-trained base is scored on (summary.json's
+    base_model_heldout: bits per byte); 0 skips the scoring."""
 
     def __post_init__(self):
         check(self.base_tokenizer in BASE_TOKENIZERS, "demo.base_tokenizer", self.base_tokenizer,
@@ -59,6 +68,10 @@ class DemoInputsConfig:
         check(self.pretrain_steps >= 0, "demo.pretrain_steps", self.pretrain_steps, "must be >= 0")
         check(self.pretrain_en_passages > 0, "demo.pretrain_en_passages", self.pretrain_en_passages, "must be positive")
         check(0.0 <= self.pretrain_zh_share < 1.0, "demo.pretrain_zh_share", self.pretrain_zh_share, "must be in [0, 1)")
+        for key in ("pretrain_seq_len", "pretrain_batch_size"):
+            check(getattr(self, key) > 0, f"demo.{key}", getattr(self, key), "must be positive")
+        check(self.pretrain_lr > 0, "demo.pretrain_lr", self.pretrain_lr, "must be positive")
+        check(self.heldout_eval_chars >= 0, "demo.heldout_eval_chars", self.heldout_eval_chars, "must be >= 0")
 
 
 @dataclass

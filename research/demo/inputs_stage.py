@@ -7,7 +7,9 @@ Nothing is downloaded. Writes to out_dir (default `${paths.inputs}`):
   zh_news_train.txt    People's Daily 1998 (tags stripped), all but the last `heldout_fraction` of paragraphs
   zh_news_heldout.txt  the last paragraphs: held out from tokenizer training, used for compression and eval
   zh_reviews.txt       Chinese product reviews
-  en_heldout.txt       English Wikipedia passages
+  en_heldout.txt       English Wikipedia passages (`demo.en_passages`), held out
+  en_train.txt         the next `demo.pretrain_en_passages` passages: the base model's English pre-training text,
+                       also the base-language text of the init strategies that read a corpus (conf/init/)
   jieba_dict.txt       jieba's word list (`word freq pos`)
   pieces.jsonl         a sample candidate list in the reference's {"piece": ...} format
   base_model/          the base model (built from the `model` group, pre-trained briefly on mostly English
@@ -76,6 +78,7 @@ def run(cfg: GraftConfig, raw: DictConfig) -> None:
             "en_passages": len(texts.english),
             "base_model_parameters": sum(p.numel() for p in model.parameters()),
             "base_model_pretraining": pretrain_report,
+            "base_model_heldout": score_base(tmp, cfg.demo.heldout_eval_chars),
             "corpus": corpus,
         }
         write_run_files(tmp, raw, summary)
@@ -108,6 +111,7 @@ def write_texts(tmp: Path, cfg: GraftConfig) -> DemoTexts:
     passages = pkg.english_passages(limit=cfg.demo.en_passages + cfg.demo.pretrain_en_passages)
     english, pretrain_english = passages[: cfg.demo.en_passages], passages[cfg.demo.en_passages:]
     (tmp / "en_heldout.txt").write_text("\n".join(english) + "\n", encoding="utf-8")
+    (tmp / "en_train.txt").write_text("\n".join(pretrain_english) + "\n", encoding="utf-8")
     return DemoTexts(len(articles), cut, news, len(reviews), english, pretrain_english)
 
 
@@ -120,6 +124,29 @@ def write_pieces(tmp: Path) -> None:
                                       encoding="utf-8")
 
 
+def score_base(tmp: Path, chars: int) -> dict | None:
+    """Bits per byte of the written base model on the first `chars` characters of the held-out English and Chinese
+    text (windows of 512 tokens), None when `chars` is 0."""
+    if not chars:
+        return None
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from research.eval import heldout
+    from research.eval.inference import Scorer
+
+    model = AutoModelForCausalLM.from_pretrained(str(tmp / "base_model"), use_safetensors=True,
+                                                 torch_dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(str(tmp / "base_model"))
+    out = {"chars": chars}
+    for lang, name in (("en", "en_heldout.txt"), ("zh", "zh_news_heldout.txt")):
+        text = heldout.read_text(str(tmp / name), chars, lang)
+        nll, n = heldout.score(Scorer(model, tok, batch_size=8, progress=False), heldout.windows(tok, text, 512))
+        out[lang] = heldout.summarize(nll, n, text)["bits_per_byte"]
+    log.info("base model held-out bits per byte: en %.3f, zh %.3f", out["en"], out["zh"])
+    return out
+
+
 def write_base_model(tmp: Path, cfg: GraftConfig, texts: DemoTexts):
     """base_model/: the `model` group's model, pre-trained when demo.pretrain_steps > 0, with the base tokenizer.
     Return the model and the pre-training report (None without pre-training)."""
@@ -129,8 +156,10 @@ def write_base_model(tmp: Path, cfg: GraftConfig, texts: DemoTexts):
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(str(tmp / "base_tokenizer"))
-        pretrain_report = pretrain(model, tok, texts.pretrain_english, texts.news, steps=cfg.demo.pretrain_steps,
-                                   zh_share=cfg.demo.pretrain_zh_share, seed=cfg.seed)
+        d = cfg.demo
+        pretrain_report = pretrain(model, tok, texts.pretrain_english, texts.news, steps=d.pretrain_steps,
+                                   zh_share=d.pretrain_zh_share, seq_len=d.pretrain_seq_len,
+                                   batch_size=d.pretrain_batch_size, lr=d.pretrain_lr, seed=cfg.seed)
     model.save_pretrained(str(tmp / "base_model"), safe_serialization=True)
     for f in (tmp / "base_tokenizer").iterdir():
         shutil.copyfile(f, tmp / "base_model" / f.name)

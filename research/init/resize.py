@@ -9,14 +9,16 @@ from research.init.splits import Split
 from research.init.strategies import STRATEGIES, InitContext
 
 
-def resize_and_init(model, new_size: int, splits: list[Split], cfg: InitConfig, base_size: int | None = None) -> dict:
+def resize_and_init(model, new_size: int, splits: list[Split], cfg: InitConfig, base_size: int | None = None,
+                    corpus=None) -> dict:
     """Give the model a row for each of the tokenizer's `new_size` ids and fill the new ones (ids `base_size` on)
     with the init strategy; the base rows (ids below `base_size`) stay bit-identical.
 
     `base_size` (default: the model's rows) is the base tokenizer's size. A model may have more rows than that
     (Qwen2 pads its 151,665 ids to 151,936 rows): those padding rows belong to no token, so the first new tokens take
     them (ids `base_size` on, as the expanded tokenizer numbers them) and the matrix grows only past them; the
-    strategies read the base rows only. With untied embeddings both matrices get their own new rows, each built
+    strategies read the base rows only (and, for those registered with @needs, `corpus`: research/init/corpus.py,
+    whose model is this one). With untied embeddings both matrices get their own new rows, each built
     from its own base rows; with tied embeddings the single shared matrix is initialised once.
     """
     emb = model.get_input_embeddings().weight
@@ -47,10 +49,14 @@ def resize_and_init(model, new_size: int, splits: list[Split], cfg: InitConfig, 
              "model_rows": {"before": rows_before, "after": rows_after,
                             "padding_rows_taken": max(0, min(new_size, rows_before) - old_size)}}
     fn = STRATEGIES[cfg.strategy]
+    if getattr(fn, "needs", ()) and corpus is None:
+        raise GraftError(f"init.strategy={cfg.strategy} reads {', '.join('init.' + k for k in fn.needs)}: "
+                         "give resize_and_init a corpus (research.init.corpus.load_corpus)")
     with torch.no_grad():
         for k, (name, (weight, base)) in enumerate(matrices.items()):
             gen = torch.Generator().manual_seed(cfg.seed + k)
-            rows = fn(InitContext(base_rows=base, splits=splits, cfg=cfg, generator=gen, matrix=name))
+            rows = fn(InitContext(base_rows=base, splits=splits, cfg=cfg, generator=gen, matrix=name, corpus=corpus,
+                                  tied=tied))
             if rows.shape != (new_size - old_size, base.shape[1]) or not torch.isfinite(rows).all():
                 raise AssertionError(f"strategy {cfg.strategy} returned bad rows {tuple(rows.shape)} for {name}")
             weight[old_size:new_size] = rows.to(weight.dtype)
@@ -61,4 +67,6 @@ def resize_and_init(model, new_size: int, splits: list[Split], cfg: InitConfig, 
                 "new_row_norm_mean": float(rows.double().norm(dim=1).mean()) if len(rows) else None,
             }
     model.config.vocab_size = rows_after
+    if corpus is not None and corpus.cache.get("report"):
+        stats["strategy_report"] = corpus.cache["report"]
     return stats

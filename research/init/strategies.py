@@ -5,6 +5,10 @@ splits of the new pieces to the new rows (V_new x H). Adding a strategy is one f
 with `@register("<name>")`, plus one YAML file `conf/init/<name>.yaml` setting `strategy: <name>`:
 `STRATEGIES` is the only list of names (the `init` schema validates `init.strategy` against it).
 
+A strategy that reads text or runs the model says so with `@needs("domain_text", ...)` (the `init` keys it needs:
+init_model stops with one line naming a missing one before any work) and gets `ctx.corpus`
+(research/init/corpus.py): the encoded texts, the resized model and a cache shared by both matrices.
+
 The schema imports this module when a config is composed, so it imports nothing heavy at module level:
 each strategy imports torch inside.
 """
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from research.config.init import InitConfig
+    from research.init.corpus import InitCorpus
     from research.init.splits import Split
 
 
@@ -32,12 +37,25 @@ class InitContext:
     generator: torch.Generator
     matrix: str = "embed_tokens"
     """Which matrix the rows are for: embed_tokens (input) or lm_head (output)."""
+    corpus: InitCorpus | None = None
+    """The texts and model, for the strategies registered with @needs (None for the others)."""
+    tied: bool = False
+    """Input and output embeddings are one matrix (initialised once, as embed_tokens)."""
 
 
 Strategy = Callable[[InitContext], "torch.Tensor"]
 STRATEGIES: Registry = Registry("init strategy")
 """name -> strategy, in registration order."""
 register = STRATEGIES.register
+
+
+def needs(*keys: str):
+    """Mark a strategy as reading these `init` keys (texts): `fn.needs`, checked by InitConfig.missing_corpus."""
+    def deco(fn):
+        fn.needs = keys
+        return fn
+
+    return deco
 
 
 def _mean_of(rows: torch.Tensor, id_lists: list[list[int]]) -> torch.Tensor:
@@ -116,3 +134,61 @@ def zero(ctx: InitContext) -> torch.Tensor:
     import torch
 
     return torch.zeros(len(ctx.splits), ctx.base_rows.shape[1], dtype=ctx.base_rows.dtype)
+
+
+@register("noisy_mean")
+def noisy_mean(ctx: InitContext) -> torch.Tensor:
+    """Mean of all base rows plus N(0, 1/H) noise per element (LLaMA-Factory's default for new tokens)."""
+    import torch
+
+    z = torch.randn(len(ctx.splits), ctx.base_rows.shape[1], generator=ctx.generator, dtype=torch.float64)
+    return (mean_all(ctx).double() + z / ctx.base_rows.shape[1] ** 0.5).to(ctx.base_rows.dtype)
+
+
+@register("eeve")
+def eeve(ctx: InitContext) -> torch.Tensor:
+    """EEVE (Kim et al., 2024): input rows are the subword mean, output rows the output row of the first subword
+    (a new token is then predicted where its first piece was). Tied: the subword mean."""
+    if ctx.matrix != "lm_head":
+        return subword_mean(ctx)
+    import torch
+
+    first = torch.tensor([s.clean_ids[0] for s in ctx.splits], dtype=torch.long)
+    return ctx.base_rows.index_select(0, first).clone()
+
+
+@register("focus")
+@needs("domain_text")
+def focus(ctx: InitContext) -> torch.Tensor:
+    """FOCUS (Dobler & de Melo, 2023): each new row a sparsemax-weighted combination of the base rows of the base
+    tokens most similar to it in fastText embeddings trained on init.domain_text (research/init/focus.py)."""
+    from research.init.focus import focus_rows
+
+    return focus_rows(ctx)
+
+
+@register("token_distill")
+@needs("domain_text")
+def token_distill(ctx: InitContext) -> torch.Tensor:
+    """Token distillation (AweDist, 2025): input rows fitted so the model's hidden states on domain contexts with
+    the new token match those on its base split (research/init/distill.py); output rows the mean of all rows, as in
+    subword_mean_in."""
+    if ctx.matrix == "lm_head":
+        return mean_all(ctx)
+    from research.init.distill import distill_rows
+
+    return distill_rows(ctx)
+
+
+@register("guarded")
+@needs("domain_text", "base_text")
+def guarded(ctx: InitContext) -> torch.Tensor:
+    """Subword-mean rows whose output rows are moved along the base-language direction of the final hidden states,
+    just far enough that the new tokens take at most init.guard_mass of the probability in base-language contexts
+    at step 0 (research/init/guard.py). The base language's next-token distributions then barely change, while in
+    domain contexts the new tokens keep (or gain) their subword-mean scores. Tied: the subword mean, unshifted."""
+    if ctx.matrix != "lm_head":
+        return subword_mean(ctx)
+    from research.init.guard import guarded_rows
+
+    return guarded_rows(ctx, subword_mean(ctx))

@@ -1,0 +1,91 @@
+"""The text and model the corpus-reading init strategies use (focus, token_distill, guarded).
+
+`InitCorpus` reads `init.domain_text` and `init.base_text` once, encodes them with the expanded tokenizer and keeps
+what strategies compute from them (`cache`), so both matrices of one model share one fastText model or one
+calibration. Ids of new tokens map back to their base splits with `to_base`, so any id sequence can be fed to the
+base model exactly as the base tokenizer would have cut the new pieces.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from research.errors import GraftError
+
+log = logging.getLogger("graft.init")
+
+
+def read_lines(path: str, key: str, max_chars: int) -> list[str]:
+    """Documents of a .txt (one per line) or .jsonl file (`text`, else `source` + `target`), up to `max_chars`
+    characters. A jsonl line that is not a JSON object with text is skipped and counted in the log line."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise GraftError(f"{key}={path!r}: not found")
+    out, chars, skipped = [], 0, 0
+    try:
+        with open(p, encoding="utf-8", errors="strict") as f:
+            for line in f:
+                if p.suffix == ".jsonl":
+                    try:
+                        obj = json.loads(line)
+                        text = obj.get("text") or (obj.get("source") or "") + (obj.get("target") or "")
+                    except (ValueError, AttributeError):
+                        skipped += 1
+                        continue
+                else:
+                    text = line
+                text = text.strip()
+                if not text:
+                    continue
+                out.append(text[: max_chars - chars])
+                chars += len(out[-1])
+                if chars >= max_chars:
+                    break
+    except UnicodeDecodeError as e:
+        raise GraftError(f"{key}={path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if skipped:
+        log.info("%s: skipped %d lines that are no JSON object with text", key, skipped)
+    if not out:
+        raise GraftError(f"{key}={path!r}: no text")
+    return out
+
+
+@dataclass
+class InitCorpus:
+    tokenizer: object
+    """The expanded tokenizer (HF)."""
+    base_size: int
+    splits: list
+    """research.init.splits.Split of each new id, in id order."""
+    domain: list[list[int]] = field(default_factory=list)
+    """init.domain_text's documents, encoded with the expanded tokenizer (no special tokens)."""
+    base: list[list[int]] = field(default_factory=list)
+    """init.base_text's documents, encoded the same way."""
+    model: object = None
+    """The resized model (its body is the base model's; strategies feed it base ids only, or their own rows)."""
+    cache: dict = field(default_factory=dict)
+
+    def to_base(self, ids: list[int]) -> list[int]:
+        """`ids` with every new id replaced by its base split."""
+        out: list[int] = []
+        for i in ids:
+            out.extend(self.splits[i - self.base_size].ids if i >= self.base_size else (i,))
+        return out
+
+    def bos(self) -> list[int]:
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        return [] if bos is None else [bos]
+
+
+def load_corpus(cfg, tokenizer, base_size: int, splits: list, model) -> InitCorpus:
+    """An InitCorpus with the texts `cfg` (InitConfig) names; documents are encoded only when a path is set."""
+    corpus = InitCorpus(tokenizer, base_size, splits, model=model)
+    for attr, key in (("domain", "domain_text"), ("base", "base_text")):
+        path = getattr(cfg, key)
+        if path:
+            lines = read_lines(path, f"init.{key}", cfg.corpus_max_chars)
+            setattr(corpus, attr, [tokenizer(t, add_special_tokens=False).input_ids for t in lines])
+    return corpus
