@@ -66,7 +66,7 @@ def nearest(model, tokenizer, old: int, new: int, sample: int, seed: int) -> lis
         top = sims.topk(NEAREST)
         out.append({"id": i, "token": tokenizer.convert_ids_to_tokens(i),
                     "nearest": [[tokenizer.convert_ids_to_tokens(int(j)), round(float(s), 4)]
-                                for s, j in zip(top.values, top.indices)]})
+                                for s, j in zip(top.values, top.indices, strict=True)]})
     return out
 
 

@@ -105,7 +105,7 @@ def distill_rows(ctx) -> torch.Tensor:
                 opt.step()
                 losses.append(float(loss.detach()))
     finally:
-        for p, g in zip(model.parameters(), grads):
+        for p, g in zip(model.parameters(), grads, strict=True):
             p.requires_grad_(g)
         model.train(was_training)
     out = start.clone()

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 from research.config.init import InitConfig
 from research.config.model import ModelConfig
 from research.init.corpus import load_corpus
-from research.init.diagnostics import base_language_shift, diagnose
+from research.init.diagnostics import diagnose
 from research.init.focus import sparsemax
 from research.init.probe import final_hidden, logsumexp_rows, windows_of
 from research.init.resize import resize_and_init
@@ -80,7 +80,7 @@ def simplex_projection(z: torch.Tensor) -> torch.Tensor:
 def test_sparsemax_is_the_simplex_projection(seed):
     z = torch.randn(20, 12, dtype=torch.float64) * 3
     out = sparsemax(z)
-    for row, ref in zip(out, z):
+    for row, ref in zip(out, z, strict=True):
         torch.testing.assert_close(row, simplex_projection(ref), rtol=0, atol=1e-9)
     assert torch.allclose(out.sum(1), torch.ones(20, dtype=torch.float64)) and (out == 0).any()
 
