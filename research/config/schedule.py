@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from research.errors import ConfigError, check
 
-FREEZE_POLICIES = ("full", "embeddings_only")
+FREEZE_POLICIES = ("full", "embeddings_only", "new_rows_only")
 DECAYS = ("cosine", "linear", "constant")
 _BUCKET_SPEC = re.compile(r"^\s*(\d+%?)\s*(?:-\s*(\d+%?))?\s*$")
 
@@ -39,7 +39,9 @@ class StageConfig:
     """cosine | linear | constant: from the peak to min_lr_ratio x peak at the stage's end."""
     min_lr_ratio: float = 0.1
     freeze: str = "full"
-    """full: every parameter trains; embeddings_only: only input embeddings and lm_head train (aligns new rows)."""
+    """full: every parameter trains; embeddings_only: only input embeddings and lm_head train (aligns new rows);
+    new_rows_only: only the new tokens' rows of those two train, the base rows stay bit-identical with no weight
+    decay and no optimizer state (research/train/new_rows.py; ddp and zero2 plugins, an init_model folder)."""
 
     def __post_init__(self):
         key = f"schedule.stages[{self.name}]"

@@ -85,6 +85,8 @@ class Plan:
     run_record: dict
     """What defines the run (checkpoint.run_record): a resume under another one is refused."""
     resume_from: Path | None
+    new_rows_base: int | None = None
+    """A stage trains only the new rows: the base tokenizer's size, where the matrices split (research/train/new_rows.py)."""
 
     @property
     def t(self) -> TrainConfig:
@@ -202,6 +204,7 @@ def check(cfg: GraftConfig, raw: DictConfig) -> Plan:
     p = _checked_plugin(cfg, world, mc, folder)
     dp_size = world // math.prod(p.mesh().values())
     manifest, buckets, stage_cfgs = _data(cfg, rank, dp_size, mc)
+    new_rows_base = _new_rows(stage_cfgs, folder, p)
     if not t.benchmark:
         _check_vocab(manifest, buckets, folder, mc)
     window = attention_window(mc, manifest.max_length, _where(cfg, folder))
@@ -222,7 +225,21 @@ def check(cfg: GraftConfig, raw: DictConfig) -> Plan:
     record = ckpt.run_record(raw, manifest.raw)
     resume_from = _resume_or_clear(cfg, rank, fingerprint, record)
     return Plan(cfg, raw, rank, world, p, folder, window, mc, manifest, streams, stages, schedule, end_step, fingerprint,
-                record, resume_from)
+                record, resume_from, new_rows_base)
+
+
+def _new_rows(stage_cfgs: list, folder: Path | None, p: PluginConfig) -> int | None:
+    """The base size where a `new_rows_only` stage splits the matrices, checked (None without such a stage)."""
+    from research.train import new_rows
+
+    at = [i for i, s in enumerate(stage_cfgs) if s.freeze == new_rows.POLICY]
+    if not at:
+        return None
+    key = f"schedule.stages.{at[0]}.freeze"
+    if p.name not in new_rows.PLUGINS:
+        raise GraftError(f"{key}={new_rows.POLICY}: runs under plugin={'|'.join(new_rows.PLUGINS)}, not "
+                         f"plugin={p.name} (it shards or wraps the embeddings itself)")
+    return new_rows.base_size(folder, key)
 
 
 def _checked_plugin(cfg: GraftConfig, world: int, mc, folder: Path | None) -> PluginConfig:
@@ -399,6 +416,10 @@ def _model(plan: Plan) -> tuple:
     else:
         model = AutoModelForCausalLM.from_config(plan.model_config, torch_dtype=torch.float32,
                                                  attn_implementation="sdpa")
+    if plan.new_rows_base is not None:
+        from research.train import new_rows
+
+        new_rows.split(model, plan.new_rows_base)
     # Pipelined, the last stage's criterion computes the fused loss (set up after boost); otherwise the forward does.
     fused = cfg.model.fused_ce and (plan.pipelined or enable_fused_ce(model, cfg.model.fused_ce_impl))
     if cfg.train.gradient_checkpointing:
@@ -493,7 +514,9 @@ def stop_run(plan: Plan, monitor: Monitor, stop: Interrupted) -> int:
 
 def trains(name: str, policy: str) -> bool:
     """Whether parameter `name` trains under a stage's freeze policy (embeddings_only: the input embeddings and
-    lm_head, which are one parameter when tied)."""
+    lm_head, which are one parameter when tied; new_rows_only: their `new_rows` parts, research/train/new_rows.py)."""
+    if policy == "new_rows_only":
+        return name.endswith("new_rows")
     return policy == "full" or "embed_tokens" in name or "lm_head" in name
 
 
@@ -655,6 +678,10 @@ def _save_final(plan: Plan, built: Built) -> None:
     if plan.rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
     dist.barrier()
+    if plan.new_rows_base is not None:  # final/ is the family's own modules, not the training-time split
+        from research.train import new_rows
+
+        new_rows.merge(built.model.unwrap())
     built.booster.save_model(built.model, str(tmp), shard=True, use_safetensors=True)
     dist.barrier()
     if plan.rank == 0:
