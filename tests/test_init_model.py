@@ -29,3 +29,16 @@ def test_init_without_tokenizer(tmp_path):
     proc = run_app("init_model", f"run_root={tmp_path}")
     assert_one_line_error(proc, "paths.tokenizer")
     assert not (tmp_path / "model").exists()
+
+
+def test_corpus_strategy_without_text_is_one_line(tmp_path):
+    proc = run_app("init_model", f"run_root={tmp_path}", "init=focus")
+    assert_one_line_error(proc, "init.domain_text=None", "init.strategy=focus")
+    proc = run_app("init_model", f"run_root={tmp_path}", "init=guarded", f"init.domain_text={tmp_path}/zh.txt")
+    assert_one_line_error(proc, "init.base_text=None", "init.strategy=guarded")
+    assert not (tmp_path / "model").exists()
+
+
+def test_token_distill_budget_zero_is_one_line(tmp_path):
+    proc = run_app("init_model", f"run_root={tmp_path}", "init=token_distill", "init.distill_steps=0")
+    assert_one_line_error(proc, "init.distill_steps=0", "budget")

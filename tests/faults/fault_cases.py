@@ -61,6 +61,11 @@ FAULTS = [
           "tests/model/test_weights.py::test_init_model_on_a_truncated_base_model_is_one_line"),
     Fault("init_model", BAD, "unreadable tokenizer file", "one line naming the file",
           "tests/model/test_weights.py::test_init_model_with_an_unreadable_tokenizer_file_is_one_line"),
+    Fault("init_model", BAD, "a strategy that reads text (focus, token_distill, guarded) given none",
+          "one line naming init.domain_text (or init.base_text), before the model loads",
+          "tests/test_init_model.py::test_corpus_strategy_without_text_is_one_line"),
+    Fault("init_model", BAD, "token_distill with a budget of 0 steps", "one line naming init.distill_steps",
+          "tests/test_init_model.py::test_token_distill_budget_zero_is_one_line"),
     # prepare_data
     Fault("prepare_data", BAD, "invalid UTF-8, broken JSON, non-objects, missing or non-string fields", "reject",
           "tests/data/test_read.py::test_bad_lines_are_rejected_and_neighbours_kept"),
@@ -114,6 +119,11 @@ FAULTS = [
     Fault("any app", BAD, "default logger (wandb offline)", "no connection and no DNS query (strace)",
           "tests/test_offline.py::test_default_logger_run_makes_no_network_attempt"),
     # train
+    Fault("train", BAD, "freeze=new_rows_only on a model init_model did not expand, or under a plugin it is not "
+          "tested with", "one line naming schedule.stages.N.freeze, before any process group",
+          "tests/train/test_new_rows.py::test_new_rows_only_needs_an_expanded_model_and_a_tested_plugin"),
+    Fault("train", KILL, "SIGKILL inside a new_rows_only stage (ddp, zero2)", "resume; base rows bit-identical",
+          "tests/train/test_new_rows.py::test_new_rows_only_keeps_base_rows_and_resumes_exactly"),
     Fault("train", BAD, "no dataset folder", "one line naming paths.data",
           "tests/train/test_train_cli.py::test_missing_dataset"),
     Fault("train", BAD, "data tokenized for another vocabulary", "one line naming the id and the model's size",
