@@ -117,8 +117,9 @@ def check_corpus(cfg) -> None:
             raise GraftError(f"init.{key}={path!r}: not found")
 
 
-@app("init_model")
-def main(cfg, raw):
+def initialise(cfg) -> tuple:
+    """(the initialised model, the tokenizer files that travel with it, its figures): everything init_model does but
+    write (benchmarks/init_strategies.py runs this for every strategy)."""
     check_corpus(cfg)
     tok_dir = Path(cfg.paths.tokenizer)
     kind, files = tokenizer_files(tok_dir)
@@ -153,6 +154,13 @@ def main(cfg, raw):
                                         new_size)
         log.info("step 0: %s", ", ".join(f"{k}={v:.4g}" for k, v in flat(stats["diagnostics"]).items()
                                          if "heldout" in k or k == "init/kl_mean"))
+    return model, files, stats
+
+
+@app("init_model")
+def main(cfg, raw):
+    model, files, stats = initialise(cfg)
+    tok_dir = Path(cfg.paths.tokenizer)
     with atomic_dir(cfg.out_dir, cfg.overwrite) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         for name in files:

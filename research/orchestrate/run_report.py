@@ -43,6 +43,17 @@ def stage_losses(records: list[dict]) -> dict[str, dict]:
     return out
 
 
+def step0(diag: dict) -> dict:
+    """The step-0 diagnostics a sweep compares (init_model's summary.json has them all)."""
+    out: dict = {lang: {"bits_per_byte": r.get("init"), "base_bits_per_byte": r.get("base"), "change": r.get("change")}
+                 for lang, r in (diag.get("heldout") or {}).items()}
+    shift = diag.get("base_language_shift") or {}
+    if shift:
+        out["kl"] = shift.get("kl_mean")
+        out["new_token_mass"] = (shift.get("new_token_mass") or {}).get("mean")
+    return out
+
+
 def key_figures(stages: dict[str, dict], dirs: dict[str, str], overrides: list[str]) -> dict:
     """What a sweep collects from a run: the stages and each stage's headline numbers."""
     s = {name: read_json(Path(d) / "summary.json") for name, d in dirs.items()}
@@ -56,6 +67,8 @@ def key_figures(stages: dict[str, dict], dirs: dict[str, str], overrides: list[s
     if s.get("init_model"):
         m = s["init_model"]
         out["init"] = {k: m.get(k) for k in ("strategy", "old_size", "new_size", "parameters")}
+        if m.get("diagnostics"):
+            out["init"]["step0"] = step0(m["diagnostics"])
     if s.get("prepare_data"):
         d = s["prepare_data"]
         out["data"] = {k: d.get(k) for k in ("records_in", "records_kept", "tokens", "packs", "packing_efficiency",
@@ -219,6 +232,18 @@ def write_report(run_root: Path, figures: dict, dirs: dict[str, str]) -> Path:
         lines += ["## Embedding initialisation", "",
                   f"`{i['strategy']}`: {_fmt(i['old_size'])} -> {_fmt(i['new_size'])} rows, "
                   f"{_fmt(i['parameters'])} parameters.", ""]
+        z = i.get("step0") or {}
+        langs = [k for k, v in z.items() if isinstance(v, dict)]
+        if langs:
+            lines += ["At step 0 (before training), held-out bits per byte:", ""]
+            lines += _table(["language", "base model", "initialised", "change"],
+                            [[lang, z[lang].get("base_bits_per_byte"), z[lang].get("bits_per_byte"),
+                              None if z[lang].get("change") is None else f"{100 * z[lang]['change']:+.2f} %"]
+                             for lang in langs])
+        if z.get("kl") is not None:
+            lines += [f"On held-out base-language text the new tokens take {_fmt(z['new_token_mass'])} of the "
+                      f"probability; KL(base || initialised) = {_fmt(z['kl'])} nats per token "
+                      "(init_model's summary.json: `diagnostics`).", ""]
 
     if "data" in figures:
         d = figures["data"]

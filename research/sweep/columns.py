@@ -1,6 +1,7 @@
 """A job's summary.json as flat columns, and which of them are the sweep's key metrics.
 
-The pipeline's summary.json holds `tokenizer` (final_size, compression per language), `train` (final losses per
+The pipeline's summary.json holds `tokenizer` (final_size, compression per language), `init` (the step-0
+diagnostics: held-out bits per byte per language, KL and new-token mass), `train` (final losses per
 stage and category), `eval` (benchmark accuracies, held-out perplexity) and `stages` (folder, cache key, reused,
 seconds per stage). Every number under tokenizer/train/eval becomes a column named by its dotted path; stages
 give total seconds and how many were reused from the cache.
@@ -10,7 +11,7 @@ import math
 
 # Tokenizer compression keeps the two figures a reader compares; chars and token counts stay in summary.json.
 _COMPRESSION_KEEP = ("expanded_tokens_per_char", "ratio")
-_SECTIONS = ("tokenizer", "data", "train", "eval")
+_SECTIONS = ("tokenizer", "init", "data", "train", "eval")
 # Per training stage, the end-of-stage losses; step counts and window sizes stay in summary.json.
 _TRAIN_STAGE_KEEP = ("loss", "by_category")
 
@@ -46,6 +47,8 @@ def metric_columns(summary: dict) -> dict[str, float]:
             for name, r in stages.items() if isinstance(stages, dict) else ():
                 if isinstance(r, dict):
                     _flatten({k: r[k] for k in _TRAIN_STAGE_KEEP if k in r}, f"train.stages.{name}", out)
+        elif section == "init":
+            _flatten({"step0": node["step0"]} if isinstance(node.get("step0"), dict) else {}, section, out)
         else:
             _flatten(node, section, out)
     stages = summary.get("stages")
@@ -80,11 +83,11 @@ def key_metrics(columns: list[str]) -> list[str]:
     return [p for p in picks if p]
 
 
-def table_metrics(columns: list[str], limit: int = 8) -> list[str]:
+def table_metrics(columns: list[str], limit: int = 10) -> list[str]:
     """The columns shown in sweep.md: the key metrics first, then per-language compression, per-category
     losses and eval figures, capped so the table stays readable (sweep.csv has them all)."""
     first = key_metrics(columns)
     rest = [c for c in columns if c not in first
-            and c.endswith((".ratio", ".loss", "final_loss", ".micro", ".bits_per_byte"))]
+            and c.endswith((".ratio", ".loss", "final_loss", ".micro", ".bits_per_byte", ".change"))]
     chosen = (first + rest)[:limit]
     return chosen + [c for c in ("seconds", "stages_reused") if c in columns]
