@@ -22,6 +22,7 @@ def tiny(corpus: Path) -> list[str]:
     return [
         "experiment=demo", "logger=none", "pipeline.nproc=1",
         "demo.pretrain_steps=5", "demo.en_passages=100", "demo.pretrain_en_passages=200",
+        "demo.heldout_eval_chars=1500", "init.diagnostics_chars=1500",
         "tokenizer=wordlist", "tokenizer.target_size=32500", "tokenizer.consistency_lines=50",
         "tokenizer.eval_max_chars=10000",
         f"data.inputs.0.path={corpus}/zh_news.jsonl", f"data.inputs.1.path={corpus}/zh_reviews.jsonl",
@@ -95,7 +96,8 @@ def test_each_stage_read_the_folders_of_the_stages_before_it(first):
 def test_report_and_summary(first):
     report = first / "report"
     text = (report / "report.md").read_text(encoding="utf-8")
-    for section in ("## Stages", "## Tokenizer", "## Data", "## Training", "## Evaluation", "### held-out text"):
+    for section in ("## Stages", "## Tokenizer", "## Embedding initialisation", "At step 0", "## Data", "## Training",
+                    "## Evaluation", "### held-out text"):
         assert section in text, section
     for png in ("loss.png", "compression.png", "stage_times.png", "eval_mmlu.png"):
         data = (report / png).read_bytes()
@@ -110,6 +112,9 @@ def test_report_and_summary(first):
     assert list(losses) == ["knowledge_injection", "knowledge_replay"]
     assert all(0 < v["loss"] < 20 and v["by_category"] for v in losses.values())
     assert s["eval"]["datasets"]["mmlu"]["loglik"]["n"] == 4
+    step0 = s["init"]["step0"]  # init_model's step-0 diagnostics, carried to the run's summary and report
+    assert set(step0) >= {"zh", "en", "kl", "new_token_mass"} and step0["en"]["base_bits_per_byte"] > 0
+    assert step0["kl"] >= 0 and 0 <= step0["new_token_mass"] < 1
     assert set(s["eval"]["heldout"]) == {"zh", "en"}
     assert all(h["bits_per_byte"] > 0 for h in s["eval"]["heldout"].values())
 

@@ -55,7 +55,7 @@ def common_overrides(inputs: Path, cache: Path) -> list[str]:
         "tokenizer=wordlist", "tokenizer.consistency_lines=50", "tokenizer.eval_max_chars=20000",
         "data.max_length=128", "data.num_workers=1", "train.micro_batch_size=2", "train.checkpoint_every=0",
         "schedule.stages.0.steps=4", "schedule.stages.1.steps=2",
-        "eval.datasets.0.limit=1", "eval.heldout_max_chars=1500",
+        "eval.datasets.0.limit=1", "eval.heldout_max_chars=1500", "init.diagnostics_chars=1500",
     ]
 
 
