@@ -88,20 +88,33 @@ def special_token_ids(tok_dir: Path) -> tuple[int | None, int | None, int | None
     return tok.pad_token_id, tok.bos_token_id, tok.eos_token_id
 
 
-def base_tokenizer(cfg):
-    """The base tokenizer as an HF tokenizer, for the base model's bits per byte: the base model folder's own
-    (model.path), else tokenizer.base_path's folder; None when neither holds one."""
+def base_tokenizer(cfg, kind: str, tok_dir: Path, old_size: int):
+    """The base tokenizer as an HF tokenizer, for the base model's bits per byte. SentencePiece: the expanded model's
+    first `old_size` pieces (expansion never changes them), exported like expand_vocab's folder. Byte-level: the
+    base model folder's own (model.path), else tokenizer.base_path's folder; None when neither holds one."""
+    import tempfile
+
     from transformers import AutoTokenizer
 
+    if kind == "sentencepiece":
+        from research.tokenizer.hf_export import save_hf_tokenizer
+
+        base = load_model(tok_dir, "paths.tokenizer")
+        del base.pieces[old_size:]
+        base.trainer_spec.vocab_size = old_size
+        with tempfile.TemporaryDirectory(prefix="graft-base-tok-") as d:
+            save_hf_tokenizer(base, Path(d))
+            return AutoTokenizer.from_pretrained(d)
     for where in (cfg.model.path, cfg.tokenizer.base_path):
         if not where:
             continue
         folder = Path(where) if Path(where).is_dir() else Path(where).parent
-        if any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer.model")):
+        if (folder / "tokenizer.json").is_file():
             try:
                 return AutoTokenizer.from_pretrained(str(folder))
             except Exception as e:  # noqa: BLE001 - a folder we cannot read only costs the base numbers
                 log.warning("base tokenizer at %s unreadable (%s): no base bits per byte", folder, e)
+    log.warning("no base tokenizer (model.path, tokenizer.base_path): the diagnostics have no base bits per byte")
     return None
 
 
@@ -150,8 +163,8 @@ def initialise(cfg) -> tuple:
     stats["pieces_left_out_by_clean_split"] = sum(len(s.ids) - len(s.clean_ids) for s in splits)
     if cfg.init.diagnostics:
         texts = dict(cfg.eval.heldout_texts or {})
-        stats["diagnostics"] = diagnose(model, tokenizer, base_tokenizer(cfg), corpus.to_base, cfg, texts, base_size,
-                                        new_size)
+        stats["diagnostics"] = diagnose(model, tokenizer, base_tokenizer(cfg, kind, tok_dir, base_size), corpus.to_base,
+                                        cfg, texts, base_size, new_size)
         log.info("step 0: %s", ", ".join(f"{k}={v:.4g}" for k, v in flat(stats["diagnostics"]).items()
                                          if "heldout" in k or k == "init/kl_mean"))
     return model, files, stats

@@ -8,9 +8,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from tests.conftest import assert_one_line_error, run_app
 
 
-def test_init_model_cli_writes_loadable_model(wordlist_run):
+def test_init_model_cli_writes_loadable_model(wordlist_run, small_inputs):
     proc = run_app("init_model", f"run_root={wordlist_run}", "init=subword_mean", "model.hidden_size=16",
-                   "model.intermediate_size=32", "model.num_attention_heads=2", "model.num_key_value_heads=2")
+                   "model.intermediate_size=32", "model.num_attention_heads=2", "model.num_key_value_heads=2",
+                   f"+eval.heldout_texts.en={small_inputs}/en.txt", f"+eval.heldout_texts.zh={small_inputs}/zh_heldout.txt",
+                   "init.diagnostics_chars=2000", "logger=wandb_offline")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = wordlist_run / "model"
     model = AutoModelForCausalLM.from_pretrained(str(out), use_safetensors=True)
@@ -18,6 +20,14 @@ def test_init_model_cli_writes_loadable_model(wordlist_run):
     assert model.get_input_embeddings().weight.shape[0] == len(tok) == 33536
     summary = json.loads((out / "summary.json").read_text())
     assert summary["strategy"] == "subword_mean" and summary["new_size"] == 33536
+    diag = summary["diagnostics"]  # step 0, in summary.json and in the W&B run
+    assert set(diag["heldout"]) == {"en", "zh"} and diag["heldout"]["en"]["init"] >= diag["heldout"]["en"]["base"]
+    from tests.test_tracking import read_wandb_records
+
+    (store,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    keys = {i.key or "/".join(i.nested_key) for r in read_wandb_records(store) if r.WhichOneof("record_type") == "history"
+            for i in r.history.item}
+    assert {"init/heldout/en/init", "init/heldout/zh/base", "init/kl_mean", "init/new_token_mass/mean"} <= keys
 
 
 def test_bad_value_cli(tmp_path):
