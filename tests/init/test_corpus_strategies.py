@@ -182,8 +182,16 @@ def test_diagnostics(small_inputs, splits, tok, small_tokenizer, tmp_path):
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
-def test_every_strategy_initialises_with_a_corpus(strategy, small_inputs, splits, tok):
-    model, (emb, head), *_ = init(strategy, small_inputs, splits, tok)
+def test_every_strategy_initialises_with_a_corpus_and_gets_diagnostics(strategy, small_inputs, splits, tok):
+    from research.config import to_object
+    from tests.conftest import compose
+
+    model, (emb, head), corpus, _, _ = init(strategy, small_inputs, splits, tok)
     assert torch.equal(model.get_input_embeddings().weight[:32000], emb)
     assert torch.equal(model.get_output_embeddings().weight[:32000], head)
     assert torch.isfinite(model.get_input_embeddings().weight).all()
+    cfg = to_object(compose("init_model", [f"init={strategy}", "init.diagnostics_chars=600"]))
+    diag = diagnose(model, tok, None, corpus.to_base, cfg, {"en": str(small_inputs / "en.txt")}, 32000,
+                    32000 + len(splits))
+    assert diag["heldout"]["en"]["init"] > 0 and diag["base_language_shift"]["kl_minus_formula_max"] < 1e-5
+    assert set(diag["row_norms"]) == {"embed_tokens", "lm_head"} and len(diag["nearest"]) == 8
