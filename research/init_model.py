@@ -162,7 +162,7 @@ def initialise(cfg) -> tuple:
     stats["clean_split_pieces_mean"] = sum(len(s.clean_ids) for s in splits) / max(len(splits), 1)
     stats["pieces_left_out_by_clean_split"] = sum(len(s.ids) - len(s.clean_ids) for s in splits)
     if cfg.init.diagnostics:
-        texts = dict(cfg.eval.heldout_texts or {})
+        texts = dict(cfg.init.heldout_texts or {})
         stats["diagnostics"] = diagnose(model, tokenizer, base_tokenizer(cfg, kind, tok_dir, base_size), corpus.to_base,
                                         cfg, texts, base_size, new_size)
         log.info("step 0: %s", ", ".join(f"{k}={v:.4g}" for k, v in flat(stats["diagnostics"]).items()

@@ -11,7 +11,7 @@ from tests.conftest import assert_one_line_error, run_app
 def test_init_model_cli_writes_loadable_model(wordlist_run, small_inputs):
     proc = run_app("init_model", f"run_root={wordlist_run}", "init=subword_mean", "model.hidden_size=16",
                    "model.intermediate_size=32", "model.num_attention_heads=2", "model.num_key_value_heads=2",
-                   f"+eval.heldout_texts.en={small_inputs}/en.txt", f"+eval.heldout_texts.zh={small_inputs}/zh_heldout.txt",
+                   f"+init.heldout_texts.en={small_inputs}/en.txt", f"+init.heldout_texts.zh={small_inputs}/zh_heldout.txt",
                    "init.diagnostics_chars=2000", "logger=wandb_offline")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = wordlist_run / "model"

@@ -1,6 +1,6 @@
 """Schema of the `init` group: how the new embedding rows are initialised, and the step-0 diagnostics."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from research.errors import check
 from research.init.strategies import STRATEGIES  # light: the strategies import torch only when they run
@@ -58,10 +58,13 @@ class InitConfig:
 
     diagnostics: bool = True
     """Compute the step-0 diagnostics (research/init/diagnostics.py) into summary.json and W&B."""
+    heldout_texts: dict[str, str] = field(default_factory=dict)
+    """language -> held-out text file the diagnostics score (experiment=demo: the same files as eval.heldout_texts).
+    Empty: the diagnostics have row norms and nearest tokens only."""
     diagnostics_chars: int = 20000
-    """Characters of each eval.heldout_texts language the diagnostics score."""
+    """Characters of each heldout_texts language the diagnostics score."""
     diagnostics_base_language: str = "en"
-    """The eval.heldout_texts language that is the base model's own (KL and new-token mass are measured on it)."""
+    """The heldout_texts language that is the base model's own (KL and new-token mass are measured on it)."""
     diagnostics_sample: int = 8
     """New tokens (a seeded sample) whose nearest base tokens are listed."""
 

@@ -10,19 +10,19 @@ from research.errors import GraftError
 TOKENS_PER_BATCH = 16384
 
 
-def read_text(path: str, max_chars: int, lang: str) -> str:
+def read_text(path: str, max_chars: int, lang: str, key: str = "eval.heldout_texts") -> str:
     p = Path(path).expanduser()
     if not p.is_file():
-        raise GraftError(f"eval.heldout_texts.{lang}={path!r}: not found")
+        raise GraftError(f"{key}.{lang}={path!r}: not found")
     try:
         with open(p, encoding="utf-8") as f:
             text = f.read(max_chars)
     except UnicodeDecodeError as e:
-        raise GraftError(f"eval.heldout_texts.{lang}={path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise GraftError(f"{key}.{lang}={path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
-        raise GraftError(f"eval.heldout_texts.{lang}={path!r}: cannot read ({e.strerror or type(e).__name__})") from None
+        raise GraftError(f"{key}.{lang}={path!r}: cannot read ({e.strerror or type(e).__name__})") from None
     if not text.strip():
-        raise GraftError(f"eval.heldout_texts.{lang}={path!r}: empty")
+        raise GraftError(f"{key}.{lang}={path!r}: empty")
     return text
 
 

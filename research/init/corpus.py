@@ -81,11 +81,14 @@ class InitCorpus:
 
 
 def load_corpus(cfg, tokenizer, base_size: int, splits: list, model) -> InitCorpus:
-    """An InitCorpus with the texts `cfg` (InitConfig) names; documents are encoded only when a path is set."""
+    """An InitCorpus with the texts `cfg`'s strategy reads (its `needs`); the others are not read."""
+    from research.init.strategies import STRATEGIES
+
     corpus = InitCorpus(tokenizer, base_size, splits, model=model)
+    needs = getattr(STRATEGIES[cfg.strategy], "needs", ())
     for attr, key in (("domain", "domain_text"), ("base", "base_text")):
         path = getattr(cfg, key)
-        if path:
+        if path and key in needs:
             lines = read_lines(path, f"init.{key}", cfg.corpus_max_chars)
             setattr(corpus, attr, [tokenizer(t, add_special_tokens=False).input_ids for t in lines])
     return corpus

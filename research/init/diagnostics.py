@@ -3,7 +3,7 @@
 Computed by init_model for every strategy (init.diagnostics) and written to summary.json (`diagnostics`), the run
 report and W&B:
 
-- held-out bits per byte per language (eval.heldout_texts), of the base model (the base tokenizer's ids, and the
+- held-out bits per byte per language (init.heldout_texts), of the base model (the base tokenizer's ids, and the
   model's logits over the base ids only: its base rows and body are the base model's, so this is the base model's
   distribution exactly) and of the initialised model (the expanded tokenizer);
 - on the base language's held-out text (init.diagnostics_base_language), read as base ids: KL(base || initialised)
@@ -101,7 +101,7 @@ def diagnose(model, tokenizer, base_tokenizer, corpus_to_base, cfg, heldout_text
     out: dict = {"heldout": {}, "base_language": ic.diagnostics_base_language, "chars": ic.diagnostics_chars}
     try:
         for lang, path in heldout_texts.items():
-            text = heldout.read_text(str(path), ic.diagnostics_chars, lang)
+            text = heldout.read_text(str(path), ic.diagnostics_chars, lang, key="init.heldout_texts")
             row = {}
             for key, m, tok in (("base", BaseView(model, old), base_tokenizer), ("init", model, tokenizer)):
                 if tok is None:

@@ -190,6 +190,23 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
             *["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows], ""]
 
 
+def _step0_lines(z: dict) -> list[str]:
+    """The report's step-0 table and sentence (init_model's diagnostics, as key_figures keeps them)."""
+    lines: list[str] = []
+    langs = [k for k, v in z.items() if isinstance(v, dict)]
+    if langs:
+        lines += ["At step 0 (before training), held-out bits per byte:", ""]
+        lines += _table(["language", "base model", "initialised", "change"],
+                        [[lang, z[lang].get("base_bits_per_byte"), z[lang].get("bits_per_byte"),
+                          None if z[lang].get("change") is None else f"{100 * z[lang]['change']:+.2f} %"]
+                         for lang in langs])
+    if z.get("kl") is not None:
+        lines += [f"On held-out base-language text the new tokens take {_fmt(z['new_token_mass'])} of the "
+                  f"probability; KL(base || initialised) = {_fmt(z['kl'])} nats per token "
+                  "(init_model's summary.json: `diagnostics`).", ""]
+    return lines
+
+
 def write_report(run_root: Path, figures: dict, dirs: dict[str, str]) -> Path:
     """report/report.md and its PNGs; returns the report's path."""
     out = Path(run_root) / "report"
@@ -232,18 +249,7 @@ def write_report(run_root: Path, figures: dict, dirs: dict[str, str]) -> Path:
         lines += ["## Embedding initialisation", "",
                   f"`{i['strategy']}`: {_fmt(i['old_size'])} -> {_fmt(i['new_size'])} rows, "
                   f"{_fmt(i['parameters'])} parameters.", ""]
-        z = i.get("step0") or {}
-        langs = [k for k, v in z.items() if isinstance(v, dict)]
-        if langs:
-            lines += ["At step 0 (before training), held-out bits per byte:", ""]
-            lines += _table(["language", "base model", "initialised", "change"],
-                            [[lang, z[lang].get("base_bits_per_byte"), z[lang].get("bits_per_byte"),
-                              None if z[lang].get("change") is None else f"{100 * z[lang]['change']:+.2f} %"]
-                             for lang in langs])
-        if z.get("kl") is not None:
-            lines += [f"On held-out base-language text the new tokens take {_fmt(z['new_token_mass'])} of the "
-                      f"probability; KL(base || initialised) = {_fmt(z['kl'])} nats per token "
-                      "(init_model's summary.json: `diagnostics`).", ""]
+        lines += _step0_lines(i.get("step0") or {})
 
     if "data" in figures:
         d = figures["data"]

@@ -27,7 +27,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     # The base model is built from `model` (less its path, which points at this stage's own output) and pre-trained.
     Stage("demo_inputs", "inputs", ("demo", "model", "seed"), (), ignore=("model.path", *_FUSED)),
     Stage("expand_vocab", "tokenizer", ("tokenizer",), ("demo_inputs",)),
-    Stage("init_model", "model", ("init", "model", "eval.heldout_texts"), ("demo_inputs", "expand_vocab"), ignore=_FUSED),
+    Stage("init_model", "model", ("init", "model"), ("demo_inputs", "expand_vocab"), ignore=_FUSED),
     Stage("prepare_data", "data", ("data", "buckets"), ("demo_inputs", "expand_vocab")),
     Stage("train", "train", ("schedule", "plugin", "train", *_FUSED, "seed"), ("init_model", "prepare_data"),
           done_marker=("summary.json", "final/config.json")),

@@ -48,7 +48,10 @@ def metric_columns(summary: dict) -> dict[str, float]:
                 if isinstance(r, dict):
                     _flatten({k: r[k] for k in _TRAIN_STAGE_KEEP if k in r}, f"train.stages.{name}", out)
         elif section == "init":
-            _flatten({"step0": node["step0"]} if isinstance(node.get("step0"), dict) else {}, section, out)
+            step0 = node.get("step0") if isinstance(node.get("step0"), dict) else {}
+            # the base model's own numbers are the same in every job: summary.json keeps them
+            _flatten({"step0": {k: ({m: x for m, x in v.items() if m != "base_bits_per_byte"} if isinstance(v, dict)
+                                    else v) for k, v in step0.items()}}, section, out)
         else:
             _flatten(node, section, out)
     stages = summary.get("stages")
@@ -83,7 +86,7 @@ def key_metrics(columns: list[str]) -> list[str]:
     return [p for p in picks if p]
 
 
-def table_metrics(columns: list[str], limit: int = 10) -> list[str]:
+def table_metrics(columns: list[str], limit: int = 8) -> list[str]:
     """The columns shown in sweep.md: the key metrics first, then per-language compression, per-category
     losses and eval figures, capped so the table stays readable (sweep.csv has them all)."""
     first = key_metrics(columns)
