@@ -12,6 +12,7 @@ AdamW, fixed-length packed sequences from the base tokenizer.
 import logging
 import math
 import random
+import time
 
 import torch
 from tqdm import tqdm
@@ -54,6 +55,7 @@ def pretrain(model, tokenizer, english: list[str], chinese: list[str], *, steps:
     losses = []
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     bar = tqdm(range(steps), desc="pre-train base", disable=None, mininterval=5)
+    t0 = time.perf_counter()
     for step in bar:
         idx = order[(torch.arange(batch_size) + step * batch_size) % len(data)]
         batch = data[idx]
@@ -68,4 +70,5 @@ def pretrain(model, tokenizer, english: list[str], chinese: list[str], *, steps:
     model.eval()
     return {"steps": steps, "sequences": len(data), "seq_len": seq_len, "batch_size": batch_size,
             "en_tokens": en_tokens, "zh_tokens": zh_tokens, "zh_share": round(zh_tokens / (en_tokens + zh_tokens), 4),
-            "loss_first": losses[0] if losses else None, "loss_last": sum(losses[-10:]) / max(1, len(losses[-10:]))}
+            "loss_first": losses[0] if losses else None, "loss_last": sum(losses[-10:]) / max(1, len(losses[-10:])),
+            "seconds": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads()}
