@@ -183,10 +183,9 @@ def token_distill(ctx: InitContext) -> torch.Tensor:
 @register("guarded")
 @needs("domain_text", "base_text")
 def guarded(ctx: InitContext) -> torch.Tensor:
-    """Subword-mean rows whose output rows are moved along the base-language direction of the final hidden states,
-    just far enough that the new tokens take at most init.guard_mass of the probability in base-language contexts
-    at step 0 (research/init/guard.py). The base language's next-token distributions then barely change, while in
-    domain contexts the new tokens keep (or gain) their subword-mean scores. Tied: the subword mean, unshifted."""
+    """Subword-mean rows; the output rows get one shared vector, fitted so the domain's step-0 loss is lowest while the
+    new tokens take at most init.guard_mass of the probability in base-language contexts (research/init/guard.py):
+    the base language's next-token distributions barely change. Tied: the subword mean, unshifted."""
     if ctx.matrix != "lm_head":
         return subword_mean(ctx)
     from research.init.guard import guarded_rows
