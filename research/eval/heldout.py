@@ -55,7 +55,7 @@ def summarize(nll: float, tokens: int, text: str) -> dict:
         "bytes": nbytes,
         "chars": len(text),
         "loss_per_token": nll / max(1, tokens),
-        "perplexity": math.exp(nll / max(1, tokens)),
+        "perplexity": math.exp(nll / max(1, tokens)) if nll / max(1, tokens) < 700 else math.inf,  # no OverflowError
         "bits_per_byte": nll / math.log(2) / max(1, nbytes),
         "bytes_per_token": nbytes / max(1, tokens),
     }

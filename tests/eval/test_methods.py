@@ -168,3 +168,12 @@ def test_pad_falls_back_to_unk_then_eos():
     from research.eval.inference import pad_id_of
     assert pad_id_of(SimpleNamespace(pad_token_id=None, unk_token_id=0, eos_token_id=2)) == 0
     assert pad_id_of(SimpleNamespace(pad_token_id=None, unk_token_id=None, eos_token_id=2)) == 2
+
+
+def test_heldout_summary_of_a_huge_loss_is_infinite_perplexity_not_an_overflow():
+    import math
+
+    from research.eval import heldout
+
+    s = heldout.summarize(1e6, 10, "abc")  # 1e5 nats per token: a model that puts ~0 on every target
+    assert s["perplexity"] == math.inf and s["bits_per_byte"] == 1e6 / math.log(2) / 3
