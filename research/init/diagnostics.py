@@ -19,7 +19,7 @@ import torch
 
 from research.eval import heldout
 from research.eval.inference import Scorer
-from research.init.probe import windows_of
+from research.init.probe import pad_right, windows_of
 
 log = logging.getLogger("graft.init")
 WINDOW = 256
@@ -75,13 +75,7 @@ def base_language_shift(model, windows: list[list[int]], old: int, batch: int = 
     """KL(base || initialised) and new-token mass per predicted position, summarised; `windows` hold base ids."""
     kls, masses = [], []
     for b in range(0, len(windows), batch):
-        chunk = windows[b:b + batch]
-        width = max(map(len, chunk))
-        ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        mask = torch.zeros(len(chunk), width, dtype=torch.long)
-        for r, w in enumerate(chunk):
-            ids[r, :len(w)] = torch.tensor(w)
-            mask[r, :len(w)] = 1
+        ids, mask = pad_right(windows[b:b + batch])
         z = model(input_ids=ids, attention_mask=mask).logits.float()[mask.bool()]
         log_q = torch.log_softmax(z, dim=-1)
         log_p = torch.log_softmax(z[:, :old], dim=-1)

@@ -16,6 +16,8 @@ from collections import Counter
 
 import torch
 
+from research.init.probe import pad_right
+
 log = logging.getLogger("graft.init")
 
 
@@ -38,16 +40,6 @@ def _contexts(corpus, cfg) -> list[tuple[list[int], int, list[int]]]:
                 suffix = corpus.to_base(doc[p + 1:p + 1 + T])[:T]
                 out.append((prefix, i, suffix))
     return out
-
-
-def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, seqs))
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    mask = torch.zeros(len(seqs), width, dtype=torch.long)
-    for r, s in enumerate(seqs):
-        ids[r, :len(s)] = torch.tensor(s)
-        mask[r, :len(s)] = 1
-    return ids, mask
 
 
 def distill_rows(ctx) -> torch.Tensor:
@@ -82,7 +74,7 @@ def distill_rows(ctx) -> torch.Tensor:
         targets = []
         with torch.no_grad():
             for b in range(0, len(contexts), cfg.distill_batch):
-                ids, mask = _pad(teacher_seqs[b:b + cfg.distill_batch])
+                ids, mask = pad_right(teacher_seqs[b:b + cfg.distill_batch])
                 h = decoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
                 for r, (at, n, k) in enumerate(spans[b:b + cfg.distill_batch]):
                     targets.append(h[r, at + n - 1:at + n - 1 + k])
@@ -93,7 +85,7 @@ def distill_rows(ctx) -> torch.Tensor:
             for step in range(cfg.distill_steps):
                 pick = [order[(step * cfg.distill_batch + j) % len(order)] for j in range(min(cfg.distill_batch,
                                                                                                len(order)))]
-                ids, mask = _pad([student_seqs[c] for c in pick])
+                ids, mask = pad_right([student_seqs[c] for c in pick])
                 x = emb[ids.clamp(max=base - 1)]
                 at = torch.tensor([spans[c][0] for c in pick])
                 x = x.index_put((torch.arange(len(pick)), at), rows[[slot[contexts[c][1]] for c in pick]])

@@ -16,6 +16,17 @@ def windows_of(docs: list[list[int]], bos: list[int], length: int, max_tokens: i
     return [bos + flat[i:i + body] for i in range(0, len(flat), body) if len(flat[i:i + body]) > 1]
 
 
+def pad_right(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), each [len(seqs), longest], the sequences left-aligned and padded with 0."""
+    width = max(map(len, seqs))
+    ids = torch.zeros(len(seqs), width, dtype=torch.long)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)] = torch.tensor(s)
+        mask[r, :len(s)] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def final_hidden(model, windows: list[list[int]], batch: int = 16) -> torch.Tensor:
     """The decoder's last hidden states (after its final norm: what lm_head reads) at every position of every
@@ -23,13 +34,7 @@ def final_hidden(model, windows: list[list[int]], batch: int = 16) -> torch.Tens
     decoder = model.get_decoder()
     out = []
     for i in range(0, len(windows), batch):
-        chunk = windows[i:i + batch]
-        width = max(map(len, chunk))
-        ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        mask = torch.zeros(len(chunk), width, dtype=torch.long)
-        for r, w in enumerate(chunk):
-            ids[r, :len(w)] = torch.tensor(w)
-            mask[r, :len(w)] = 1
+        ids, mask = pad_right(windows[i:i + batch])
         h = decoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
         out.append(h[mask.bool()])
     return torch.cat(out) if out else torch.zeros(0, model.config.hidden_size)
