@@ -60,10 +60,12 @@ SHORT = ["好评", "ok", "差", "顶", "不错!"]
 
 
 def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0.1, num_reviews: int = 6000,
-                      num_wiki: int = 2500, num_news: int = 0, noise_fraction: float = 0.03) -> dict:
+                      num_wiki: int = 2500, num_news: int = 0, noise_fraction: float = 0.03,
+                      heldout_passages: frozenset = frozenset()) -> dict:
     """Write zh_news.jsonl, zh_reviews.jsonl and en_wiki.jsonl under out_dir; return what was written.
 
-    num_news > 0 keeps only the first num_news training articles (small corpora for tests)."""
+    num_news > 0 keeps only the first num_news training articles (small corpora for tests). Passages in
+    `heldout_passages` (compared stripped) never enter en_wiki: they are the held-out English evaluation text."""
     if not 0.0 <= exclude_last_fraction < 1.0:
         raise GraftError(f"exclude_last_fraction={exclude_last_fraction!r}: must be in [0, 1)")
     out_dir = Path(out_dir)
@@ -76,7 +78,8 @@ def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0
     reviews = _reviews()
     reviews = [reviews[i] for i in sorted(rng.choice(len(reviews), size=min(num_reviews, len(reviews)),
                                                      replace=False))]
-    wiki = _wiki_passages()
+    wiki = [(q, p) for q, p in _wiki_passages() if p.strip() not in heldout_passages]
+    excluded = len(_wiki_passages()) - len(wiki)
     wiki = [wiki[i] for i in sorted(rng.choice(len(wiki), size=min(num_wiki, len(wiki)), replace=False))]
 
     # rows are (source, target) strings or raw bytes lines (broken on purpose)
@@ -136,4 +139,4 @@ def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0
         files[cat] = str(path)
     return {"files": files, "lines": {c: len(r) for c, r in cats.items()}, "noise": dict(sorted(noise.items())),
             "news_articles": len(articles), "news_articles_used": n_used,
-            "exclude_last_fraction": exclude_last_fraction, "seed": seed}
+            "exclude_last_fraction": exclude_last_fraction, "seed": seed, "en_wiki_heldout_excluded": excluded}

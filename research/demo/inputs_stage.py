@@ -67,7 +67,8 @@ def run(cfg: GraftConfig, raw: DictConfig) -> None:
         texts = write_texts(tmp, cfg)
         write_pieces(tmp)
         model, pretrain_report = write_base_model(tmp, cfg, texts)
-        corpus = build_demo_corpus(tmp / "corpus", cfg.seed, exclude_last_fraction=cfg.demo.heldout_fraction)
+        corpus = build_demo_corpus(tmp / "corpus", cfg.seed, exclude_last_fraction=cfg.demo.heldout_fraction,
+                                   heldout_passages=frozenset(texts.english))
         corpus["files"] = {k: str(Path(v).relative_to(tmp)) for k, v in corpus["files"].items()}
         summary = {
             "app": "demo_inputs",
