@@ -83,7 +83,7 @@ def main() -> None:
                        f"paths.tokenizer={root / 'tokenizer'}", f"init={strategy}",
                        f"init.diagnostics_chars={args.chars}", *args.overrides])
         t0 = time.perf_counter()
-        _, _, stats = initialise(to_object(raw))
+        _, _, stats, _ = initialise(to_object(raw))
         rows.append(row(strategy, stats, time.perf_counter() - t0))
         print(" ".join(f"{c}={cell(rows[-1][c])}" for c in COLUMNS), flush=True)
 

@@ -131,8 +131,8 @@ def check_corpus(cfg) -> None:
 
 
 def initialise(cfg) -> tuple:
-    """(the initialised model, the tokenizer files that travel with it, its figures): everything init_model does but
-    write (benchmarks/init_strategies.py runs this for every strategy)."""
+    """(the initialised model, the tokenizer files that travel with it, its figures, the rejected text lines):
+    everything init_model does but write (benchmarks/init_strategies.py runs this for every strategy)."""
     check_corpus(cfg)
     tok_dir = Path(cfg.paths.tokenizer)
     kind, files = tokenizer_files(tok_dir)
@@ -158,6 +158,8 @@ def initialise(cfg) -> tuple:
     stats = resize_and_init(model, new_size, splits, cfg.init, base_size=base_size, corpus=corpus)
     model.config.pad_token_id, model.config.bos_token_id, model.config.eos_token_id = special
     stats["tokenizer_kind"] = kind
+    stats["text_rejects"] = {k: corpus.rejects.count(k) for k in ("init.domain_text", "init.base_text")
+                             if corpus.rejects.count(k)}
     stats["split_pieces_mean"] = sum(len(s.ids) for s in splits) / max(len(splits), 1)
     stats["clean_split_pieces_mean"] = sum(len(s.clean_ids) for s in splits) / max(len(splits), 1)
     stats["pieces_left_out_by_clean_split"] = sum(len(s.ids) - len(s.clean_ids) for s in splits)
@@ -167,17 +169,18 @@ def initialise(cfg) -> tuple:
                                         cfg, texts, base_size, new_size)
         log.info("step 0: %s", ", ".join(f"{k}={v:.4g}" for k, v in flat(stats["diagnostics"]).items()
                                          if "heldout" in k or k == "init/kl_mean"))
-    return model, files, stats
+    return model, files, stats, corpus.rejects
 
 
 @app("init_model")
 def main(cfg, raw):
-    model, files, stats = initialise(cfg)
+    model, files, stats, rejects = initialise(cfg)
     tok_dir = Path(cfg.paths.tokenizer)
     with atomic_dir(cfg.out_dir, cfg.overwrite) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         for name in files:
             shutil.copyfile(tok_dir / name, tmp / name)
+        rejects.write(tmp / "rejects.jsonl")
         write_run_files(tmp, raw, {"app": "init_model", "base_model": cfg.model.path or f"built: {cfg.model.name}",
                                    "parameters": sum(p.numel() for p in model.parameters()), **stats})
         if "diagnostics" in stats and tracking.init_run(cfg, raw, job_type="init_model", dir=tmp) is not None:

@@ -20,6 +20,7 @@ def test_init_model_cli_writes_loadable_model(wordlist_run, small_inputs):
     assert model.get_input_embeddings().weight.shape[0] == len(tok) == 33536
     summary = json.loads((out / "summary.json").read_text())
     assert summary["strategy"] == "subword_mean" and summary["new_size"] == 33536
+    assert summary["text_rejects"] == {} and (out / "rejects.jsonl").read_text() == ""
     diag = summary["diagnostics"]  # step 0, in summary.json and in the W&B run
     assert set(diag["heldout"]) == {"en", "zh"} and diag["heldout"]["en"]["init"] >= diag["heldout"]["en"]["base"]
     from tests.test_tracking import read_wandb_records

@@ -14,26 +14,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from research.errors import GraftError
+from research.rejects import Rejects
 
 log = logging.getLogger("graft.init")
 
 
-def read_lines(path: str, key: str, max_chars: int) -> list[str]:
-    """Documents of a .txt (one per line) or .jsonl file (`text`, else `source` + `target`), up to `max_chars`
-    characters. A jsonl line that is not a JSON object with text is skipped and counted in the log line."""
+def _jsonl_text(line: str) -> tuple[str | None, str | None]:
+    """(text, None) for a jsonl line with text (`text`, else `source` + `target`), else (None, reason)."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None, "not JSON"
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    fields = [obj.get("text")] if obj.get("text") is not None else [obj.get("source"), obj.get("target")]
+    if any(v is not None and not isinstance(v, str) for v in fields):
+        return None, "text field is not a string"
+    text = "".join(v or "" for v in fields)
+    return (text, None) if text.strip() else (None, "no text")
+
+
+def read_lines(path: str, key: str, max_chars: int, rejects: Rejects | None = None) -> list[str]:
+    """Documents of a .txt (one per line; blank lines are skipped) or .jsonl file (`text`, else `source` +
+    `target`), up to `max_chars` characters. A jsonl line that is no JSON object with text is added to `rejects`
+    (under `key`, with its line number and reason) and counted in the log line."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise GraftError(f"{key}={path!r}: not found")
     out, chars, skipped = [], 0, 0
     try:
         with open(p, encoding="utf-8", errors="strict") as f:
-            for line in f:
+            for lineno, line in enumerate(f, 1):
                 if p.suffix == ".jsonl":
-                    try:
-                        obj = json.loads(line)
-                        text = obj.get("text") or (obj.get("source") or "") + (obj.get("target") or "")
-                    except (ValueError, AttributeError):
+                    if not line.strip():
+                        continue
+                    text, reason = _jsonl_text(line)
+                    if text is None:
                         skipped += 1
+                        if rejects is not None:
+                            rejects.add(key, p, lineno, reason, line.rstrip("\n"))
                         continue
                 else:
                     text = line
@@ -47,7 +66,8 @@ def read_lines(path: str, key: str, max_chars: int) -> list[str]:
     except UnicodeDecodeError as e:
         raise GraftError(f"{key}={path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if skipped:
-        log.info("%s: skipped %d lines that are no JSON object with text", key, skipped)
+        log.warning("%s: skipped %d lines that are no JSON object with text (init_model's rejects.jsonl)", key,
+                    skipped)
     if not out:
         raise GraftError(f"{key}={path!r}: no text")
     return out
@@ -67,6 +87,8 @@ class InitCorpus:
     model: object = None
     """The resized model (its body is the base model's; strategies feed it base ids only, or their own rows)."""
     cache: dict = field(default_factory=dict)
+    rejects: Rejects = field(default_factory=lambda: Rejects(key="input"))
+    """Lines of the texts that were skipped, with the reason (init_model writes them to rejects.jsonl)."""
 
     def to_base(self, ids: list[int]) -> list[int]:
         """`ids` with every new id replaced by its base split."""
@@ -89,6 +111,6 @@ def load_corpus(cfg, tokenizer, base_size: int, splits: list, model) -> InitCorp
     for attr, key in (("domain", "domain_text"), ("base", "base_text")):
         path = getattr(cfg, key)
         if path and key in needs:
-            lines = read_lines(path, f"init.{key}", cfg.corpus_max_chars)
+            lines = read_lines(path, f"init.{key}", cfg.corpus_max_chars, corpus.rejects)
             setattr(corpus, attr, [tokenizer(t, add_special_tokens=False).input_ids for t in lines])
     return corpus

@@ -195,3 +195,27 @@ def test_every_strategy_initialises_with_a_corpus_and_gets_diagnostics(strategy,
                     32000 + len(splits))
     assert diag["heldout"]["en"]["init"] > 0 and diag["base_language_shift"]["kl_minus_formula_max"] < 1e-5
     assert set(diag["row_norms"]) == {"embed_tokens", "lm_head"} and len(diag["nearest"]) == 8
+
+
+def test_jsonl_text_lines_without_text_are_counted_rejects(tmp_path, splits, tok):
+    from research.init.corpus import read_lines
+    from research.rejects import Rejects
+
+    path = tmp_path / "domain.jsonl"
+    path.write_text('{"text": "中国经济"}\n'
+                    '{"source": "问：", "target": "人民日报"}\n'
+                    "not json\n"
+                    "[1, 2]\n"
+                    '{"text": 5}\n'
+                    '{"text": "  "}\n'
+                    "\n"
+                    '{"source": "", "target": "新闻"}\n', encoding="utf-8")
+    rejects = Rejects(key="input")
+    lines = read_lines(str(path), "init.domain_text", 1000, rejects)
+    assert lines == ["中国经济", "问：人民日报", "新闻"]
+    assert [(r["line"], r["reason"]) for r in rejects.rows] == [
+        (3, "not JSON"), (4, "not a JSON object"), (5, "text field is not a string"), (6, "no text")]
+    assert {r["input"] for r in rejects.rows} == {"init.domain_text"} and rejects.rows[0]["text"] == "not json"
+    # load_corpus keeps them on the corpus, which init_model writes to rejects.jsonl and counts in summary.json
+    cfg = InitConfig(strategy="focus", domain_text=str(path))
+    assert load_corpus(cfg, tok, 32000, splits, tiny()).rejects.count("init.domain_text") == 4
