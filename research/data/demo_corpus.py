@@ -43,6 +43,13 @@ def _wiki_passages() -> tuple:
     return tuple(out)
 
 
+def _sample_wiki(rng: np.random.Generator, n: int, heldout: frozenset) -> tuple[list, int]:
+    """(n seeded (question, passage) pairs from those not in `heldout`, how many `heldout` left out)."""
+    wiki = [(q, p) for q, p in _wiki_passages() if p.strip() not in heldout]
+    picked = sorted(rng.choice(len(wiki), size=min(n, len(wiki)), replace=False))
+    return [wiki[i] for i in picked], len(_wiki_passages()) - len(wiki)
+
+
 def _perturb(text: str, rng: np.random.Generator, edits: int) -> str:
     """A near duplicate: a few characters replaced and a reposting footer, as scraped copies look."""
     chars = list(text)
@@ -78,9 +85,7 @@ def build_demo_corpus(out_dir: Path, seed: int, exclude_last_fraction: float = 0
     reviews = _reviews()
     reviews = [reviews[i] for i in sorted(rng.choice(len(reviews), size=min(num_reviews, len(reviews)),
                                                      replace=False))]
-    wiki = [(q, p) for q, p in _wiki_passages() if p.strip() not in heldout_passages]
-    excluded = len(_wiki_passages()) - len(wiki)
-    wiki = [wiki[i] for i in sorted(rng.choice(len(wiki), size=min(num_wiki, len(wiki)), replace=False))]
+    wiki, excluded = _sample_wiki(rng, num_wiki, heldout_passages)
 
     # rows are (source, target) strings or raw bytes lines (broken on purpose)
     cats: dict[str, list] = {

@@ -27,7 +27,7 @@ def test_step_loss_equals_transformers_loss_and_gradients():
     torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-6)
     fused.backward()
     ref.backward()
-    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
