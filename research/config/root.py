@@ -55,7 +55,12 @@ class DemoInputsConfig:
     pretrain_batch_size: int = 8
     """Sequences per pre-training step."""
     pretrain_lr: float = 3.0e-3
-    """Peak AdamW learning rate of the pre-training (5 % warm-up, cosine decay to a tenth)."""
+    """Peak AdamW learning rate of the pre-training (5 % warm-up, then cosine decay to `pretrain_final_lr`)."""
+    pretrain_final_lr: float = 0.1
+    """The learning rate the cosine ends at, as a fraction of `pretrain_lr` (0 = decay to zero)."""
+    pretrain_long_share: float = 0.0
+    """Share of the last pre-training steps whose rows are 2 x `pretrain_seq_len` tokens, half as many per step
+    (the same tokens): the base then also learns the distances of the 512-token windows it is scored on."""
     heldout_eval_chars: int = 20000
     """Characters of each held-out text (English, Chinese) the pre-trained base is scored on (summary.json's
     base_model_heldout: bits per byte); 0 skips the scoring."""
@@ -71,6 +76,12 @@ class DemoInputsConfig:
         for key in ("pretrain_seq_len", "pretrain_batch_size"):
             check(getattr(self, key) > 0, f"demo.{key}", getattr(self, key), "must be positive")
         check(self.pretrain_lr > 0, "demo.pretrain_lr", self.pretrain_lr, "must be positive")
+        check(0.0 <= self.pretrain_final_lr <= 1.0, "demo.pretrain_final_lr", self.pretrain_final_lr,
+              "must be in [0, 1] (a fraction of demo.pretrain_lr)")
+        check(0.0 <= self.pretrain_long_share < 1.0, "demo.pretrain_long_share", self.pretrain_long_share,
+              "must be in [0, 1)")
+        check(self.pretrain_long_share == 0 or self.pretrain_batch_size % 2 == 0, "demo.pretrain_long_share",
+              self.pretrain_long_share, f"needs an even demo.pretrain_batch_size (got {self.pretrain_batch_size})")
         check(self.heldout_eval_chars >= 0, "demo.heldout_eval_chars", self.heldout_eval_chars, "must be >= 0")
 
 

@@ -160,7 +160,8 @@ def write_base_model(tmp: Path, cfg: GraftConfig, texts: DemoTexts):
         d = cfg.demo
         pretrain_report = pretrain(model, tok, texts.pretrain_english, texts.news, steps=d.pretrain_steps,
                                    zh_share=d.pretrain_zh_share, seq_len=d.pretrain_seq_len,
-                                   batch_size=d.pretrain_batch_size, lr=d.pretrain_lr, seed=cfg.seed)
+                                   batch_size=d.pretrain_batch_size, lr=d.pretrain_lr,
+                                   final_lr=d.pretrain_final_lr, long_share=d.pretrain_long_share, seed=cfg.seed)
     model.save_pretrained(str(tmp / "base_model"), safe_serialization=True)
     for f in (tmp / "base_tokenizer").iterdir():
         shutil.copyfile(f, tmp / "base_model" / f.name)

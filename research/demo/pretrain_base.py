@@ -38,9 +38,29 @@ def step_loss(model, batch: torch.Tensor) -> torch.Tensor:
     return linear_cross_entropy(hidden, model.lm_head.weight, batch[:, 1:], model.lm_head.bias, impl="chunked").loss
 
 
+def lr_factor(step: int, steps: int, final_lr: float) -> float:
+    """5 % linear warm-up, then cosine from 1 down to `final_lr` (a fraction of the peak) at the last step."""
+    warmup = max(1, steps // 20)
+    return min(1.0, (step + 1) / warmup) * (final_lr + (1.0 - final_lr) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+
+
+def batch_rows(data: torch.Tensor, long_data: torch.Tensor | None, *, step: int, steps: int, long_steps: int,
+               batch_size: int, seed: int) -> torch.Tensor:
+    """Step `step`'s rows: `batch_size` rows of `data`, or in the last `long_steps` steps half as many rows of
+    `long_data` (rows twice as long: the same tokens per step). Each stream walks its own seeded permutation."""
+    if long_data is not None and step >= steps - long_steps:
+        rows, n, k = long_data, batch_size // 2, step - (steps - long_steps)
+    else:
+        rows, n, k = data, batch_size, step
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+    return rows[order[(torch.arange(n) + k * n) % len(rows)]]
+
+
 def pretrain(model, tokenizer, english: list[str], chinese: list[str], *, steps: int, zh_share: float,
-             seq_len: int = 128, batch_size: int = 8, lr: float = 3e-3, seed: int = 0) -> dict:
-    """Train `model` in place; return the loss curve's key figures."""
+             seq_len: int = 128, batch_size: int = 8, lr: float = 3e-3, final_lr: float = 0.1,
+             long_share: float = 0.0, seed: int = 0) -> dict:
+    """Train `model` in place; return the loss curve's key figures. The last `long_share` of the steps train on
+    rows of 2 x `seq_len` tokens (half as many), so the base also learns the longer distances it is scored at."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     en_ids = [tokenizer.encode(t, add_special_tokens=True) for t in english]
@@ -57,18 +77,18 @@ def pretrain(model, tokenizer, english: list[str], chinese: list[str], *, steps:
     docs = en_ids + zh_ids
     rng.shuffle(docs)
     data = pack_stream(docs, seq_len, tokenizer.eos_token_id)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
+    long_steps = round(steps * long_share)
+    long_data = pack_stream(docs, 2 * seq_len, tokenizer.eos_token_id) if long_steps else None
+    # fused: one kernel per step over every parameter, not a loop of small element-wise ops per tensor.
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, final_lr))
     model.train()
     losses = []
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     bar = tqdm(range(steps), desc="pre-train base", disable=None, mininterval=5)
     t0 = time.perf_counter()
     for step in bar:
-        idx = order[(torch.arange(batch_size) + step * batch_size) % len(data)]
-        batch = data[idx]
+        batch = batch_rows(data, long_data, step=step, steps=steps, long_steps=long_steps, batch_size=batch_size,
+                           seed=seed)
         loss = step_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -79,6 +99,7 @@ def pretrain(model, tokenizer, english: list[str], chinese: list[str], *, steps:
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
     return {"steps": steps, "sequences": len(data), "seq_len": seq_len, "batch_size": batch_size,
+            "long_steps": long_steps, "final_lr": final_lr,
             "en_tokens": en_tokens, "zh_tokens": zh_tokens, "zh_share": round(zh_tokens / (en_tokens + zh_tokens), 4),
             "loss_first": losses[0] if losses else None, "loss_last": sum(losses[-10:]) / max(1, len(losses[-10:])),
             "seconds": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads()}

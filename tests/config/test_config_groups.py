@@ -49,6 +49,8 @@ def test_every_group_has_files():
     ("model.dtype=float8", "model.dtype"),
     ("buckets.num_bins=0", "buckets.num_bins"),
     ("logger.wandb_mode=sometimes", "logger.wandb_mode"),
+    ("demo.pretrain_final_lr=1.5", "demo.pretrain_final_lr"),
+    ("demo.pretrain_long_share=1.0", "demo.pretrain_long_share"),
 ])
 def test_bad_values_name_key_and_value(override, key):
     with pytest.raises(ConfigError) as e:

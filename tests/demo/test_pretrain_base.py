@@ -3,11 +3,12 @@ corpus keeping the held-out English passages out of en_wiki."""
 
 import json
 
+import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from research.data.demo_corpus import _wiki_passages, build_demo_corpus
-from research.demo.pretrain_base import pack_stream, step_loss
+from research.demo.pretrain_base import batch_rows, lr_factor, pack_stream, step_loss
 
 
 def _model(seed: int = 0) -> LlamaForCausalLM:
@@ -48,3 +49,42 @@ def test_demo_corpus_leaves_out_heldout_passages(tmp_path):
     assert not kept & heldout
     # every passage not held out is still there (noise injection adds rows; it never removes clean ones)
     assert set(p.strip() for p in passages[3000:]) <= kept
+
+
+@pytest.mark.parametrize("final_lr", [0.0, 0.1, 1.0])
+def test_lr_factor_warms_up_then_ends_at_final_lr(final_lr):
+    steps = 200
+    f = [lr_factor(s, steps, final_lr) for s in range(steps + 1)]
+    # 5 % warm-up: 10 linear steps (the cosine has barely started), then a peak of 1
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0, abs=0.01)
+    assert f[steps] == pytest.approx(final_lr)
+    assert all(a >= b - 1e-12 for a, b in zip(f[9:], f[10:]))  # never rises after warm-up
+    # the midpoint of the cosine is halfway between peak and floor
+    assert f[100] == pytest.approx((1 + final_lr) / 2)
+
+
+def test_batch_rows_ends_on_long_rows_with_the_same_tokens_per_step():
+    docs = [list(range(3, 3 + n)) for n in (50, 90, 130, 70) * 20]
+    data, long_data = pack_stream(docs, 16, eos=2), pack_stream(docs, 32, eos=2)
+    steps, long_steps, batch = 40, 8, 4
+    seen = []
+    for step in range(steps):
+        rows = batch_rows(data, long_data, step=step, steps=steps, long_steps=long_steps, batch_size=batch, seed=5)
+        if step < steps - long_steps:
+            assert rows.shape == (4, 17)
+        else:
+            assert rows.shape == (2, 33)
+            seen += [tuple(r.tolist()) for r in rows]
+    # the long stream walks a permutation: no long row repeats before all have been seen
+    assert len(set(seen)) == len(seen) == 2 * long_steps <= len(long_data)
+    # without long rows, every step is batch rows of the short stream
+    assert batch_rows(data, None, step=steps - 1, steps=steps, long_steps=long_steps, batch_size=batch,
+                      seed=5).shape == (4, 17)
+
+
+def test_long_share_needs_an_even_batch():
+    from research.config import ConfigError
+    from research.config.root import DemoInputsConfig
+
+    with pytest.raises(ConfigError, match=r"^demo\.pretrain_long_share.*even demo\.pretrain_batch_size \(got 7\)"):
+        DemoInputsConfig(pretrain_long_share=0.2, pretrain_batch_size=7)
