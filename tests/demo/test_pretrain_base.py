@@ -58,7 +58,7 @@ def test_lr_factor_warms_up_then_ends_at_final_lr(final_lr):
     # 5 % warm-up: 10 linear steps (the cosine has barely started), then a peak of 1
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0, abs=0.01)
     assert f[steps] == pytest.approx(final_lr)
-    assert all(a >= b - 1e-12 for a, b in zip(f[9:], f[10:]))  # never rises after warm-up
+    assert all(a >= b - 1e-12 for a, b in zip(f[9:], f[10:], strict=False))  # never rises after warm-up
     # the midpoint of the cosine is halfway between peak and floor
     assert f[100] == pytest.approx((1 + final_lr) / 2)
 
