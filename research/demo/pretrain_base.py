@@ -44,16 +44,21 @@ def lr_factor(step: int, steps: int, final_lr: float) -> float:
     return min(1.0, (step + 1) / warmup) * (final_lr + (1.0 - final_lr) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
 
 
-def batch_rows(data: torch.Tensor, long_data: torch.Tensor | None, *, step: int, steps: int, long_steps: int,
-               batch_size: int, seed: int) -> torch.Tensor:
+def permutation(n: int, seed: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def batch_rows(data: torch.Tensor, order: torch.Tensor, long_data: torch.Tensor | None,
+               long_order: torch.Tensor | None, *, step: int, steps: int, long_steps: int,
+               batch_size: int) -> torch.Tensor:
     """Step `step`'s rows: `batch_size` rows of `data`, or in the last `long_steps` steps half as many rows of
-    `long_data` (rows twice as long: the same tokens per step). Each stream walks its own seeded permutation."""
+    `long_data` (rows twice as long: the same tokens per step). Each stream walks its own permutation (`order`,
+    `long_order`) and wraps around at its end."""
     if long_data is not None and step >= steps - long_steps:
-        rows, n, k = long_data, batch_size // 2, step - (steps - long_steps)
+        rows, perm, n, k = long_data, long_order, batch_size // 2, step - (steps - long_steps)
     else:
-        rows, n, k = data, batch_size, step
-    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
-    return rows[order[(torch.arange(n) + k * n) % len(rows)]]
+        rows, perm, n, k = data, order, batch_size, step
+    return rows[perm[(torch.arange(n) + k * n) % len(rows)]]
 
 
 def pretrain(model, tokenizer, english: list[str], chinese: list[str], *, steps: int, zh_share: float,
@@ -79,6 +84,8 @@ def pretrain(model, tokenizer, english: list[str], chinese: list[str], *, steps:
     data = pack_stream(docs, seq_len, tokenizer.eos_token_id)
     long_steps = round(steps * long_share)
     long_data = pack_stream(docs, 2 * seq_len, tokenizer.eos_token_id) if long_steps else None
+    order = permutation(len(data), seed)
+    long_order = permutation(len(long_data), seed) if long_steps else None
     # fused: one kernel per step over every parameter, not a loop of small element-wise ops per tensor.
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, final_lr))
@@ -87,8 +94,8 @@ def pretrain(model, tokenizer, english: list[str], chinese: list[str], *, steps:
     bar = tqdm(range(steps), desc="pre-train base", disable=None, mininterval=5)
     t0 = time.perf_counter()
     for step in bar:
-        batch = batch_rows(data, long_data, step=step, steps=steps, long_steps=long_steps, batch_size=batch_size,
-                           seed=seed)
+        batch = batch_rows(data, order, long_data, long_order, step=step, steps=steps, long_steps=long_steps,
+                           batch_size=batch_size)
         loss = step_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

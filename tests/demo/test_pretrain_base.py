@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from research.data.demo_corpus import _wiki_passages, build_demo_corpus
-from research.demo.pretrain_base import batch_rows, lr_factor, pack_stream, step_loss
+from research.demo.pretrain_base import batch_rows, lr_factor, pack_stream, permutation, step_loss
 
 
 def _model(seed: int = 0) -> LlamaForCausalLM:
@@ -67,9 +67,11 @@ def test_batch_rows_ends_on_long_rows_with_the_same_tokens_per_step():
     docs = [list(range(3, 3 + n)) for n in (50, 90, 130, 70) * 20]
     data, long_data = pack_stream(docs, 16, eos=2), pack_stream(docs, 32, eos=2)
     steps, long_steps, batch = 40, 8, 4
+    order, long_order = permutation(len(data), 5), permutation(len(long_data), 5)
     seen = []
     for step in range(steps):
-        rows = batch_rows(data, long_data, step=step, steps=steps, long_steps=long_steps, batch_size=batch, seed=5)
+        rows = batch_rows(data, order, long_data, long_order, step=step, steps=steps, long_steps=long_steps,
+                          batch_size=batch)
         if step < steps - long_steps:
             assert rows.shape == (4, 17)
         else:
@@ -78,8 +80,8 @@ def test_batch_rows_ends_on_long_rows_with_the_same_tokens_per_step():
     # the long stream walks a permutation: no long row repeats before all have been seen
     assert len(set(seen)) == len(seen) == 2 * long_steps <= len(long_data)
     # without long rows, every step is batch rows of the short stream
-    assert batch_rows(data, None, step=steps - 1, steps=steps, long_steps=long_steps, batch_size=batch,
-                      seed=5).shape == (4, 17)
+    assert batch_rows(data, order, None, None, step=steps - 1, steps=steps, long_steps=long_steps,
+                      batch_size=batch).shape == (4, 17)
 
 
 def test_long_share_needs_an_even_batch():
