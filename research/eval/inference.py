@@ -6,6 +6,10 @@ from collections.abc import Iterator, Sequence
 import torch
 from tqdm import tqdm
 
+SOFTMAX_ELEMENTS = 1 << 22
+"""Logits per log-softmax call when scoring (16 MB of float32): a full batch at once is gigabytes at a large
+vocabulary (8 x 256 positions x 131,072), and an allocation that large is fresh, page-faulted memory every time."""
+
 
 def pad_id_of(tokenizer) -> int:
     """The tokenizer's pad token, else unk, else eos: only ever placed on masked positions."""
@@ -20,6 +24,16 @@ def batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     for start in range(0, len(order), batch_size):
         yield order[start:start + batch_size]
+
+
+def target_logprob_sum(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """sum_t log_softmax(logits[t])[target[t]] for logits (positions, vocab), a few positions at a time."""
+    step = max(1, SOFTMAX_ELEMENTS // logits.shape[-1])
+    total = torch.zeros((), dtype=torch.float64, device=logits.device)
+    for a in range(0, len(target), step):
+        logp = torch.log_softmax(logits[a:a + step].float(), dim=-1)
+        total += logp.gather(-1, target[a:a + step, None]).sum(dtype=torch.float64)
+    return float(total)
 
 
 def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -68,14 +82,12 @@ class Scorer:
                 # Left padding puts every continuation at the end: only the last (longest + 1) positions are needed.
                 keep = max(len(pairs[i][1]) for i in idx) + 1
                 logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
-                logp = torch.log_softmax(logits.float(), dim=-1)
                 for row, i in enumerate(idx):
                     cont = pairs[i][1]
                     n = len(cont)
                     # Logits at position t predict token t+1; the last logit predicts nothing here.
-                    pred = logp[row, keep - 1 - n: keep - 1]
-                    target = torch.tensor(cont, dtype=torch.long, device=pred.device)
-                    out[i] = float(pred.gather(-1, target[:, None]).sum())
+                    target = torch.tensor(cont, dtype=torch.long, device=logits.device)
+                    out[i] = target_logprob_sum(logits[row, keep - 1 - n: keep - 1], target)
                 bar.update(len(idx))
         return out
 

@@ -177,3 +177,17 @@ def test_heldout_summary_of_a_huge_loss_is_infinite_perplexity_not_an_overflow()
 
     s = heldout.summarize(1e6, 10, "abc")  # 1e5 nats per token: a model that puts ~0 on every target
     assert s["perplexity"] == math.inf and s["bits_per_byte"] == 1e6 / math.log(2) / 3
+
+
+@pytest.mark.parametrize("elements", [1, 7 * 50, 1 << 22])
+def test_target_logprob_sum_in_chunks_equals_one_log_softmax(monkeypatch, elements):
+    """Scoring walks the logits a few positions at a time (one position, several, all at once): the same sum."""
+    from research.eval import inference
+
+    monkeypatch.setattr(inference, "SOFTMAX_ELEMENTS", elements)
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(23, 50, generator=g).to(torch.bfloat16)
+    target = torch.randint(0, 50, (23,), generator=g)
+    expect = torch.log_softmax(logits.float(), dim=-1).double()[torch.arange(23), target].sum()
+    assert inference.target_logprob_sum(logits, target) == pytest.approx(float(expect), rel=1e-6)
+    assert inference.target_logprob_sum(logits[:0], target[:0]) == 0.0
