@@ -21,7 +21,8 @@ def tiny(corpus: Path) -> list[str]:
     two training stages of 2 steps, 4 MMLU questions and a little held-out text."""
     return [
         "experiment=demo", "logger=none", "pipeline.nproc=1",
-        "demo.pretrain_steps=5", "demo.en_passages=100", "demo.pretrain_en_passages=200",
+        "demo.pretrain_steps=5", "demo.pretrain_batch_size=2", "demo.en_passages=100",
+        "demo.pretrain_en_passages=200",
         "demo.heldout_eval_chars=1500", "init.diagnostics_chars=1500",
         "tokenizer=wordlist", "tokenizer.target_size=32500", "tokenizer.consistency_lines=50",
         "tokenizer.eval_max_chars=10000",

@@ -30,7 +30,8 @@ def run(tmp_path_factory):
     overrides = [
         "experiment=bytelevel", "logger=none", "pipeline.nproc=1", f"run_root={tmp / 'run'}",
         f"pipeline.cache_dir={tmp / 'cache'}",
-        "demo.pretrain_steps=3", "demo.en_passages=60", "demo.pretrain_en_passages=60",
+        "demo.pretrain_steps=3", "demo.pretrain_batch_size=2", "demo.en_passages=60",
+        "demo.pretrain_en_passages=60",
         "demo.heldout_eval_chars=1500", "init.diagnostics_chars=1500",
         f"tokenizer.target_size={TEKKEN + NEW}", "tokenizer.sources.0.max_sentences=3000",
         "tokenizer.eval_max_chars=10000",
